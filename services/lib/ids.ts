@@ -1,0 +1,40 @@
+import { createHash, randomBytes } from "node:crypto";
+
+const CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz";
+
+function encodeBase32(bytes: Uint8Array, length: number): string {
+  let out = "";
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5 && out.length < length) {
+      out += CROCKFORD[(buffer >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    buffer &= (1 << bits) - 1;
+  }
+  return out;
+}
+
+/**
+ * `prefix_` + 10 characters of milliseconds + 16 random characters: sortable by creation time (which
+ * keeps Cassandra and SQLite indexes append-mostly) and safe in URLs and NATS subjects.
+ */
+export function newId(prefix: string, now = Date.now()): string {
+  let time = "";
+  let ms = now;
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD[ms % 32] + time;
+    ms = Math.floor(ms / 32);
+  }
+  return `${prefix}_${time}${encodeBase32(randomBytes(10), 16)}`;
+}
+
+/** The id of the 1:1 conversation of two users: the same whichever of them asks. */
+export function directConversationId(userA: string, userB: string): string {
+  const [first, second] = userA < userB ? [userA, userB] : [userB, userA];
+  const digest = createHash("sha256").update(`${first}\n${second}`).digest();
+  return `d_${encodeBase32(digest, 26)}`;
+}

@@ -1,0 +1,33 @@
+import type { StoredMessage } from "./message-store.js";
+
+/** What the bus carries to the gateways holding a user's devices. */
+export type BusEvent =
+  | { readonly kind: "message"; readonly message: StoredMessage }
+  | { readonly kind: "device-revoked"; readonly deviceId: string };
+
+export interface BusSubscription extends AsyncIterable<BusEvent> {
+  /** Stops delivery; the iterator ends. */
+  close(): void;
+  /** Resolves when the subscription has ended, with the error that ended it if any. */
+  readonly closed: Promise<Error | undefined>;
+}
+
+export interface SubscribeOptions {
+  /**
+   * How many undelivered events may wait for this subscriber. Past it the subscription ends with an
+   * overflow error: the store is the source of truth, so the subscriber resumes from its cursor
+   * instead of the publisher slowing down for it.
+   */
+  readonly bufferLimit?: number;
+}
+
+/** Fan-out of events to every device of the given users, wherever they are connected. */
+export interface EventBus {
+  publish(userIds: readonly string[], event: BusEvent): Promise<void>;
+  subscribe(userId: string, options?: SubscribeOptions): BusSubscription;
+  close(): Promise<void>;
+}
+
+export class BusOverflowError extends Error {
+  override readonly name = "BusOverflowError";
+}
