@@ -1,0 +1,2 @@
+export { createSqliteStore, type SqliteSettings, type SqliteStore, type SqliteStoreOptions } from "./store-sqlite.js";
+export { MIGRATIONS, SCHEMA_VERSION, type Migration } from "./schema.js";

@@ -1,0 +1,90 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import type { ChatStore } from "../../services/ports/index.js";
+import { createSqliteAccounts } from "./accounts.js";
+import { createSqliteConversations } from "./conversations.js";
+import { createSqliteMessages, DEFAULT_MAX_BATCH } from "./messages.js";
+import { migrate } from "./schema.js";
+
+export interface SqliteStoreOptions {
+  /** The database file; its directory is created if missing. `:memory:` gives a throwaway store. */
+  readonly path: string;
+  /** How long a write waits for another connection's lock before failing. */
+  readonly busyTimeoutMs?: number;
+  /** Most appends written by one group-commit transaction. */
+  readonly maxBatch?: number;
+}
+
+/** What the connection actually runs with, read back from SQLite (for tests and diagnostics). */
+export interface SqliteSettings {
+  readonly path: string;
+  readonly journalMode: string;
+  /** 2 is FULL. */
+  readonly synchronous: number;
+  readonly foreignKeys: boolean;
+  readonly busyTimeoutMs: number;
+  readonly schemaVersion: number;
+}
+
+export interface SqliteStore extends ChatStore {
+  settings(): SqliteSettings;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+// After a checkpoint the WAL file is truncated back to this instead of keeping the size of the
+// largest burst it ever held.
+const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/** The embedded engine: one SQLite file, one connection, durable before anything is acknowledged. */
+export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
+  const { path, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS, maxBatch = DEFAULT_MAX_BATCH } = options;
+  const inMemory = path === ":memory:";
+  if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  try {
+    // First, so that switching the journal mode below already waits for other connections.
+    db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
+    const journalMode = String(db.pragma("journal_mode = WAL", { simple: true }));
+    if (journalMode !== "wal" && !inMemory) throw new Error(`SQLite refused WAL mode for ${path} (journal_mode is ${journalMode})`);
+    // FULL: in WAL mode NORMAL may lose the last commits on power loss, and an ack promises the
+    // message survives. Group commit is what makes the per-commit fsync affordable.
+    db.pragma("synchronous = FULL");
+    db.pragma("foreign_keys = ON");
+    db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
+    // Seqs are uint64 on the wire; reading every integer as bigint means none is ever rounded, and
+    // the row mappers turn the timestamps back into numbers.
+    db.defaultSafeIntegers(true);
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+
+  const accounts = createSqliteAccounts(db);
+  const conversations = createSqliteConversations(db);
+  const messages = createSqliteMessages(db, maxBatch);
+  let closed = false;
+
+  return {
+    accounts,
+    conversations,
+    messages: messages.store,
+    async close() {
+      if (closed) return;
+      closed = true;
+      messages.close();
+      db.close();
+    },
+    settings() {
+      return {
+        path,
+        journalMode: String(db.pragma("journal_mode", { simple: true })),
+        synchronous: Number(db.pragma("synchronous", { simple: true })),
+        foreignKeys: Number(db.pragma("foreign_keys", { simple: true })) === 1,
+        busyTimeoutMs: Number(db.pragma("busy_timeout", { simple: true })),
+        schemaVersion: Number(db.pragma("user_version", { simple: true })),
+      };
+    },
+  } satisfies SqliteStore;
+}
