@@ -1,0 +1,174 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { ConversationKind } from "../../gen/chat/v1/types_pb.js";
+import type { Principal } from "../accounts/index.js";
+import { ErrorReason, invalidArgument, notFound, permissionDenied } from "../errors.js";
+import { directConversationId, newId } from "../lib/ids.js";
+import type { AccountStore, ConversationHead, ConversationRecord, ConversationStore, EventBus, MessageStore, StoredMessage } from "../ports/index.js";
+import { toMessageView, type MessageView } from "./message-view.js";
+
+export const MAX_TEXT_CHARACTERS = 100_000;
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 200;
+const CLIENT_MSG_ID = /^[A-Za-z0-9_.:-]{8,64}$/;
+
+export interface SendInput {
+  readonly clientMsgId: string;
+  readonly to: { readonly case: "conversationId" | "recipientUserId"; readonly value: string } | { readonly case: undefined; readonly value?: undefined };
+  readonly text: string;
+}
+
+export interface HistoryInput {
+  readonly conversationId: string;
+  readonly beforeSeq?: bigint;
+  readonly afterSeq?: bigint;
+  readonly limit: number;
+}
+
+export interface MessagingServiceOptions {
+  readonly accounts: AccountStore;
+  readonly conversations: ConversationStore;
+  readonly messages: MessageStore;
+  readonly bus: EventBus;
+  readonly now?: () => Date;
+}
+
+export interface ConversationView {
+  conversationId: string;
+  kind: ConversationKind;
+  lastSeq: bigint;
+  createdAt: ReturnType<typeof timestampFromDate>;
+  memberUserIds: string[];
+  title: string;
+}
+
+/** Counts code points, not UTF-16 units, so an emoji is one character as users count them. */
+function exceedsCharacters(text: string, max: number): boolean {
+  if (text.length <= max) return false;
+  let count = 0;
+  for (const _ of text) if (++count > max) return true;
+  return false;
+}
+
+export type MessagingService = ReturnType<typeof createMessagingService>;
+
+export function createMessagingService(options: MessagingServiceOptions) {
+  const { conversations, messages, bus, accounts } = options;
+  const now = options.now ?? (() => new Date());
+
+  const notMember = () =>
+    permissionDenied(ErrorReason.NOT_A_MEMBER, "you are not a member of this conversation (or it does not exist)", "conversation_id");
+
+  async function requireMember(conversationId: string, userId: string): Promise<void> {
+    if (!conversationId || !(await conversations.isMember(conversationId, userId))) throw notMember();
+  }
+
+  async function openDirect(principal: Principal, otherUserId: string): Promise<ConversationRecord> {
+    if (otherUserId === principal.userId) {
+      throw invalidArgument(ErrorReason.INVALID_ARGUMENT, "a direct conversation needs another user", "user_id");
+    }
+    const [other] = otherUserId ? await accounts.findUsersByIds([otherUserId]) : [];
+    if (!other) throw notFound(ErrorReason.USER_NOT_FOUND, `no user has the id "${otherUserId}"`, "user_id");
+    return conversations.ensureDirectConversation(directConversationId(principal.userId, otherUserId), [principal.userId, otherUserId], now());
+  }
+
+  async function toConversationView(record: ConversationRecord): Promise<ConversationView> {
+    return {
+      conversationId: record.conversationId,
+      kind: record.kind === "direct" ? ConversationKind.DIRECT : ConversationKind.GROUP,
+      lastSeq: record.lastSeq,
+      createdAt: timestampFromDate(record.createdAt),
+      memberUserIds: record.kind === "direct" ? await conversations.listMemberIds(record.conversationId) : [],
+      title: record.title,
+    };
+  }
+
+  return {
+    /** Validates, stores durably (assigning the seq), then fans out. Resolves only after the write. */
+    async send(principal: Principal, input: SendInput): Promise<{ message: MessageView; duplicate: boolean }> {
+      if (!CLIENT_MSG_ID.test(input.clientMsgId)) {
+        throw invalidArgument(
+          ErrorReason.CLIENT_MSG_ID_INVALID,
+          "client_msg_id must be 8-64 characters of A-Z a-z 0-9 _ . : - (a UUID is fine)",
+          "client_msg_id",
+        );
+      }
+      if (input.text.trim().length === 0) {
+        throw invalidArgument(ErrorReason.TEXT_EMPTY, "the message text is empty", "text");
+      }
+      if (exceedsCharacters(input.text, MAX_TEXT_CHARACTERS)) {
+        throw invalidArgument(ErrorReason.TEXT_TOO_LONG, `the message text is longer than ${MAX_TEXT_CHARACTERS} characters`, "text", {
+          max: String(MAX_TEXT_CHARACTERS),
+        });
+      }
+      let conversationId: string;
+      if (input.to.case === "conversationId") {
+        conversationId = input.to.value;
+        await requireMember(conversationId, principal.userId);
+      } else if (input.to.case === "recipientUserId") {
+        conversationId = (await openDirect(principal, input.to.value)).conversationId;
+      } else {
+        throw invalidArgument(ErrorReason.INVALID_ARGUMENT, "set conversation_id or recipient_user_id", "conversation_id");
+      }
+      const sentAt = now();
+      const { message, duplicate } = await messages.append({
+        messageId: newId("m", sentAt.getTime()),
+        conversationId,
+        senderUserId: principal.userId,
+        senderDeviceId: principal.deviceId,
+        clientMsgId: input.clientMsgId,
+        kind: "text",
+        text: input.text,
+        sentAt,
+      });
+      if (!duplicate) await bus.publish(await conversations.listMemberIds(conversationId), { kind: "message", message });
+      return { message: toMessageView(message), duplicate };
+    },
+
+    async getHistory(principal: Principal, input: HistoryInput): Promise<{ messages: MessageView[]; hasMore: boolean }> {
+      if (input.limit > MAX_PAGE_SIZE) {
+        throw invalidArgument(ErrorReason.PAGE_SIZE_TOO_LARGE, `limit is at most ${MAX_PAGE_SIZE}`, "limit", { max: String(MAX_PAGE_SIZE) });
+      }
+      if (input.beforeSeq !== undefined && input.afterSeq !== undefined) {
+        throw invalidArgument(ErrorReason.INVALID_CURSOR, "give before_seq or after_seq, not both", "before_seq");
+      }
+      await requireMember(input.conversationId, principal.userId);
+      const limit = input.limit || DEFAULT_PAGE_SIZE;
+      const backwards = input.afterSeq === undefined;
+      const page = await messages.readRange(input.conversationId, {
+        afterSeq: input.afterSeq,
+        beforeSeq: input.beforeSeq,
+        limit: limit + 1,
+        newest: backwards,
+      });
+      const hasMore = page.length > limit;
+      const kept = hasMore ? (backwards ? page.slice(1) : page.slice(0, limit)) : page;
+      return { messages: kept.map(toMessageView), hasMore };
+    },
+
+    async openDirectConversation(principal: Principal, otherUserId: string): Promise<ConversationView> {
+      return toConversationView(await openDirect(principal, otherUserId));
+    },
+
+    async getConversation(principal: Principal, conversationId: string): Promise<ConversationView> {
+      await requireMember(conversationId, principal.userId);
+      const record = await conversations.getConversation(conversationId);
+      if (!record) throw notMember();
+      return toConversationView(record);
+    },
+
+    /** The last seq of each of the user's conversations. */
+    heads(userId: string): Promise<ConversationHead[]> {
+      return conversations.listHeads(userId);
+    },
+
+    /** Messages after `afterSeq`, ascending, for catch-up; the caller has checked membership. */
+    readAfter(conversationId: string, afterSeq: bigint, beforeSeq: bigint | undefined, limit: number): Promise<StoredMessage[]> {
+      return messages.readRange(conversationId, { afterSeq, beforeSeq, limit });
+    },
+
+    isMember(conversationId: string, userId: string): Promise<boolean> {
+      return conversations.isMember(conversationId, userId);
+    },
+  };
+}
+
