@@ -1,0 +1,107 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { AccountsService } from "../gen/chat/v1/accounts_pb.js";
+import { MessagingService } from "../gen/chat/v1/messaging_pb.js";
+import { createAccessTokenSigner, createAccountsService } from "../services/accounts/index.js";
+import { createMessagingService } from "../services/messaging/index.js";
+import { bearerAuthenticator } from "./authenticate.js";
+import { openBus, openStore } from "./backends.js";
+import type { GatewayConfig } from "./config.js";
+import { mapErrors } from "./connect-errors.js";
+import { accountsHandlers } from "./handlers/accounts-handlers.js";
+import { messagingHandlers } from "./handlers/messaging-handlers.js";
+import { createHealthService, registerHealth, ServingStatus } from "./health.js";
+import { createHttpHandler } from "./http-handler.js";
+import { listen } from "./listener.js";
+import type { Logger } from "./logger.js";
+import { registerReflection } from "./reflection.js";
+import { resolveTokenSecret } from "./token-secret.js";
+
+export interface ChatServer {
+  readonly port: number;
+  readonly url: string;
+  /** Tells every device to reconnect elsewhere, waits for them to leave (up to the drain timeout), then stops. */
+  stop(): Promise<void>;
+}
+
+/** Wires the engines named by the configuration to the services and serves them on one port. */
+export async function startChatServer(config: GatewayConfig, logger: Logger): Promise<ChatServer> {
+  const store = await openStore(config.storeUrl);
+  const bus = await openBus(config.busUrl);
+  const tokens = createAccessTokenSigner(resolveTokenSecret(config.tokenSecret, config.dataDir), config.accessTokenTtlSeconds);
+  const accounts = createAccountsService({
+    store: store.accounts,
+    bus,
+    tokens,
+    passwordCost: config.passwordCost,
+    refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+  });
+  const messaging = createMessagingService({ accounts: store.accounts, conversations: store.conversations, messages: store.messages, bus });
+  const authenticate = bearerAuthenticator(accounts);
+  const draining = new AbortController();
+  let ready = false;
+  const servedServices = [AccountsService, MessagingService];
+  const health = createHealthService({
+    services: servedServices.map((service) => service.typeName),
+    initialStatus: ServingStatus.NOT_SERVING,
+    shutdown: draining.signal,
+  });
+
+  const routes = (router: ConnectRouter) => {
+    router.service(AccountsService, mapErrors(AccountsService.typeName, accountsHandlers(accounts, authenticate), logger));
+    router.service(
+      MessagingService,
+      mapErrors(
+        MessagingService.typeName,
+        messagingHandlers(messaging, authenticate, {
+          bus,
+          helloTimeoutMs: config.helloTimeoutMs,
+          heartbeatIntervalMs: config.heartbeatIntervalMs,
+          outboundLimit: config.outboundLimit,
+          catchUpPageSize: 500,
+          maxResumeCursors: 100_000,
+          shutdown: draining.signal,
+          reconnectAfterMs: 0,
+        }),
+        logger,
+      ),
+    );
+    registerHealth(router, health);
+    registerReflection(router, servedServices);
+  };
+
+  const listener = await listen({
+    host: config.host,
+    port: config.port,
+    tlsCertFile: config.tlsCertFile,
+    tlsKeyFile: config.tlsKeyFile,
+    handler: createHttpHandler({ routes, maxRequestBytes: config.maxRequestBytes, logger, isReady: () => ready }),
+  });
+  ready = true;
+  health.resume();
+  const url = `${listener.tls ? "https" : "http"}://${config.host}:${listener.port}`;
+  logger.info({ event: "listening", url, port: listener.port, store: config.storeUrl.split(":")[0], bus: config.busUrl }, "chat gateway listening");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port: listener.port,
+    url,
+    stop() {
+      stopping ??= (async () => {
+        ready = false;
+        draining.abort();
+        const closed = listener.close();
+        // Device streams got their go_away from the drain signal; give them a moment to send it.
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        listener.drain();
+        const deadline = Date.now() + config.drainTimeoutMs;
+        while (listener.connectionCount() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+        listener.destroyAll();
+        await closed;
+        await bus.close();
+        await store.close();
+        logger.info({ event: "stopped" }, "chat gateway stopped");
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import { resolve } from "node:path";
+
+/**
+ * Every setting, read from the environment and validated once at start. A bad value stops the process
+ * with a message naming the setting, the value given and what is accepted.
+ */
+export interface GatewayConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** `sqlite:<path>` (embedded default). */
+  readonly storeUrl: string;
+  /** `memory:` (embedded default). */
+  readonly busUrl: string;
+  /** Empty: generated once and kept in `<dataDir>/token-secret`. */
+  readonly tokenSecret: string;
+  readonly accessTokenTtlSeconds: number;
+  readonly refreshTokenTtlSeconds: number;
+  readonly passwordCost: number;
+  readonly tlsCertFile: string;
+  readonly tlsKeyFile: string;
+  readonly logLevel: string;
+  readonly helloTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly outboundLimit: number;
+  readonly maxRequestBytes: number;
+  readonly drainTimeoutMs: number;
+}
+
+interface Setting<K extends keyof GatewayConfig> {
+  readonly key: K;
+  readonly env: string;
+  readonly help: string;
+  readonly fallback: (partial: Partial<GatewayConfig>) => GatewayConfig[K];
+  readonly parse: (raw: string) => GatewayConfig[K] | undefined;
+  readonly accepted: string;
+}
+
+const text = (raw: string) => raw;
+const integer = (min: number, max: number) => (raw: string) => {
+  if (!/^\d+$/.test(raw)) return undefined;
+  const value = Number(raw);
+  return value >= min && value <= max ? value : undefined;
+};
+const oneOf = (...values: string[]) => (raw: string) => (values.includes(raw) ? raw : undefined);
+
+type AnySetting = { [K in keyof GatewayConfig]: Setting<K> }[keyof GatewayConfig];
+
+export const SETTINGS: readonly AnySetting[] = [
+  { key: "host", env: "CHAT_HOST", help: "address to listen on", fallback: () => "127.0.0.1", parse: text, accepted: "an IP address or host name" },
+  { key: "port", env: "CHAT_PORT", help: "port for Connect, gRPC, gRPC-web, HTTP/1.1 and health", fallback: () => 8080, parse: integer(0, 65535), accepted: "an integer 0-65535 (0 picks a free port)" },
+  { key: "dataDir", env: "CHAT_DATA_DIR", help: "directory of the embedded store and generated secrets", fallback: () => resolve("data"), parse: (raw) => resolve(raw), accepted: "a directory path" },
+  { key: "storeUrl", env: "CHAT_STORE", help: "message/account store", fallback: (c) => `sqlite:${resolve(c.dataDir ?? "data", "chat.db")}`, parse: (raw) => (raw.startsWith("sqlite:") ? raw : undefined), accepted: "sqlite:<file path>" },
+  { key: "busUrl", env: "CHAT_BUS", help: "event bus between gateways", fallback: () => "memory:", parse: oneOf("memory:"), accepted: "memory:" },
+  { key: "tokenSecret", env: "CHAT_TOKEN_SECRET", help: "HMAC key for access tokens (at least 32 characters); empty: generated and kept in the data directory", fallback: () => "", parse: (raw) => (raw === "" || raw.length >= 32 ? raw : undefined), accepted: "empty, or at least 32 characters" },
+  { key: "accessTokenTtlSeconds", env: "CHAT_ACCESS_TOKEN_TTL_SECONDS", help: "lifetime of an access token", fallback: () => 900, parse: integer(1, 86_400), accepted: "an integer 1-86400" },
+  { key: "refreshTokenTtlSeconds", env: "CHAT_REFRESH_TOKEN_TTL_SECONDS", help: "lifetime of a refresh token", fallback: () => 30 * 86_400, parse: integer(60, 365 * 86_400), accepted: "an integer 60-31536000" },
+  { key: "passwordCost", env: "CHAT_PASSWORD_COST", help: "log2 of scrypt's N for new password hashes", fallback: () => 15, parse: integer(10, 20), accepted: "an integer 10-20 (15 is about 50 ms)" },
+  { key: "tlsCertFile", env: "CHAT_TLS_CERT", help: "PEM certificate; with CHAT_TLS_KEY serves TLS (h2 and HTTP/1.1) instead of cleartext", fallback: () => "", parse: text, accepted: "a file path" },
+  { key: "tlsKeyFile", env: "CHAT_TLS_KEY", help: "PEM private key for CHAT_TLS_CERT", fallback: () => "", parse: text, accepted: "a file path" },
+  { key: "logLevel", env: "CHAT_LOG_LEVEL", help: "log level", fallback: () => "info", parse: oneOf("trace", "debug", "info", "warn", "error", "fatal", "silent"), accepted: "trace, debug, info, warn, error, fatal or silent" },
+  { key: "helloTimeoutMs", env: "CHAT_HELLO_TIMEOUT_MS", help: "time a device stream has to send hello", fallback: () => 10_000, parse: integer(100, 600_000), accepted: "an integer 100-600000" },
+  { key: "heartbeatIntervalMs", env: "CHAT_HEARTBEAT_INTERVAL_MS", help: "heartbeat interval asked of clients", fallback: () => 15_000, parse: integer(100, 600_000), accepted: "an integer 100-600000" },
+  { key: "outboundLimit", env: "CHAT_OUTBOUND_LIMIT", help: "frames that may wait for one slow device before its stream is ended", fallback: () => 10_000, parse: integer(10, 1_000_000), accepted: "an integer 10-1000000" },
+  { key: "maxRequestBytes", env: "CHAT_MAX_REQUEST_BYTES", help: "largest request message accepted", fallback: () => 1024 * 1024, parse: integer(1024, 64 * 1024 * 1024), accepted: "an integer 1024-67108864" },
+  { key: "drainTimeoutMs", env: "CHAT_DRAIN_TIMEOUT_MS", help: "how long a stopping gateway waits for clients to leave", fallback: () => 5_000, parse: integer(0, 600_000), accepted: "an integer 0-600000" },
+];
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const config: Partial<Record<keyof GatewayConfig, unknown>> = {};
+  for (const setting of SETTINGS) {
+    const raw = env[setting.env];
+    if (raw === undefined || raw === "") {
+      config[setting.key] = setting.fallback(config as Partial<GatewayConfig>);
+      continue;
+    }
+    const value = setting.parse(raw);
+    if (value === undefined) {
+      throw new ConfigError(`${setting.env}=${JSON.stringify(raw)} is not valid: expected ${setting.accepted}`);
+    }
+    config[setting.key] = value;
+  }
+  const result = config as unknown as GatewayConfig;
+  if (Boolean(result.tlsCertFile) !== Boolean(result.tlsKeyFile)) {
+    throw new ConfigError("CHAT_TLS_CERT and CHAT_TLS_KEY must be set together (or neither, for cleartext h2c)");
+  }
+  return result;
+}
+
+export function describeSettings(): string {
+  const lines = ["Settings (environment variables):", ""];
+  for (const setting of SETTINGS) {
+    const fallback = setting.fallback({});
+    lines.push(`  ${setting.env.padEnd(32)} ${setting.help}`);
+    lines.push(`  ${"".padEnd(32)} accepted: ${setting.accepted}; default: ${JSON.stringify(fallback)}`);
+  }
+  return lines.join("\n");
+}

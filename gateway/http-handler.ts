@@ -1,0 +1,57 @@
+import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { RequestHandler } from "./listener.js";
+import type { Logger } from "./logger.js";
+
+export interface HttpHandlerOptions {
+  readonly routes: (router: ConnectRouter) => void;
+  readonly maxRequestBytes: number;
+  readonly logger: Logger;
+  /** Whether the gateway takes new work (not starting, not draining). */
+  readonly isReady: () => boolean;
+}
+
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
+
+/**
+ * Connect, gRPC and gRPC-web for every registered service, plus the plain HTTP probes. Written out
+ * (instead of connectNodeAdapter) so the probes and, later, hand-written hot paths sit beside the
+ * router in one table.
+ */
+export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
+  const router = createConnectRouter({
+    readMaxBytes: options.maxRequestBytes,
+    acceptCompression: [compressionGzip, compressionBrotli],
+  });
+  options.routes(router);
+  const routes = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
+
+  const probe = (response: AnyResponse, ok: boolean, body: string) => {
+    response.writeHead(ok ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+    response.end(body);
+  };
+
+  return (request: AnyRequest, response: AnyResponse) => {
+    const path = (request.url ?? "").split("?", 1)[0] ?? "";
+    const handler = routes.get(path);
+    if (handler) {
+      const universal = universalRequestFromNodeRequest(request, response, undefined, undefined);
+      handler(universal)
+        .then((result) => universalResponseToNodeResponse(result, response))
+        .catch((error: unknown) => {
+          // A client that goes away mid-response is normal; anything else is worth a line.
+          if ((error as { code?: string }).code !== "ERR_STREAM_PREMATURE_CLOSE") {
+            options.logger.debug({ err: error, path }, "response ended early");
+          }
+        });
+      return;
+    }
+    if (path === "/healthz") return probe(response, true, "ok\n");
+    if (path === "/readyz") return options.isReady() ? probe(response, true, "ready\n") : probe(response, false, "not ready\n");
+    response.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+    response.end("not found: this gateway serves chat.v1 over Connect, gRPC and gRPC-web, /healthz and /readyz\n");
+  };
+}

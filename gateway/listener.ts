@@ -1,0 +1,106 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import net, { type AddressInfo, type Socket } from "node:net";
+import { readFileSync } from "node:fs";
+
+export type RequestHandler = (
+  request: IncomingMessage | Http2ServerRequest,
+  response: ServerResponse | Http2ServerResponse,
+) => void;
+
+export interface ListenerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tlsCertFile: string;
+  readonly tlsKeyFile: string;
+  readonly handler: RequestHandler;
+}
+
+export interface Listener {
+  readonly port: number;
+  readonly tls: boolean;
+  /** Stops accepting; resolves when every connection is gone (after `destroyAll` at the latest). */
+  close(): Promise<void>;
+  /** Asks every connection to finish: HTTP/2 GOAWAY (open streams may end), idle HTTP/1.1 sockets closed. */
+  drain(): void;
+  /** Ends every open connection now. */
+  destroyAll(): void;
+  connectionCount(): number;
+}
+
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
+
+// Small windows and header tables keep the per-connection native memory low; chat frames are small.
+const HTTP2_SETTINGS: http2.Settings = { maxConcurrentStreams: 100, initialWindowSize: 65_535, headerTableSize: 4096 };
+
+/**
+ * One port for everything. With TLS, ALPN chooses h2 or HTTP/1.1. Without TLS, Node's HTTP/2 server
+ * speaks only prior-knowledge h2c, so the first bytes of each connection are read to hand it to the
+ * HTTP/2 or the HTTP/1.1 server.
+ */
+export async function listen(options: ListenerOptions): Promise<Listener> {
+  const sessions = new Set<Http2Session>();
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  };
+  const trackSession = (session: Http2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  };
+
+  const tls = Boolean(options.tlsCertFile);
+  let server: net.Server;
+  let closeIdleHttp1 = () => {};
+  if (tls) {
+    const secure = http2.createSecureServer(
+      { allowHTTP1: true, cert: readFileSync(options.tlsCertFile), key: readFileSync(options.tlsKeyFile), settings: HTTP2_SETTINGS },
+      options.handler,
+    );
+    secure.on("session", trackSession);
+    secure.on("secureConnection", track);
+    closeIdleHttp1 = () => (secure as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+    server = secure;
+  } else {
+    const h2 = http2.createServer({ settings: HTTP2_SETTINGS }, options.handler);
+    h2.on("session", trackSession);
+    const h1 = http.createServer(options.handler);
+    h1.keepAliveTimeout = 5_000;
+    closeIdleHttp1 = () => h1.closeIdleConnections();
+    server = net.createServer((socket) => {
+      track(socket);
+      socket.once("readable", () => {
+        const head: Buffer | null = socket.read(Math.min(HTTP2_PREFACE.length, socket.readableLength)) ?? socket.read();
+        if (head) socket.unshift(head);
+        const isHttp2 = head !== null && HTTP2_PREFACE.subarray(0, head.length).equals(head.subarray(0, HTTP2_PREFACE.length));
+        (isHttp2 ? h2 : h1).emit("connection", socket);
+      });
+    });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+
+  const destroyAll = () => {
+    for (const session of sessions) session.destroy();
+    for (const socket of sockets) socket.destroy();
+  };
+
+  return {
+    port: (server.address() as AddressInfo).port,
+    tls,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    drain() {
+      for (const session of sessions) if (!session.closed) session.close();
+      closeIdleHttp1();
+    },
+    destroyAll,
+    connectionCount: () => sockets.size,
+  };
+}
