@@ -1,0 +1,122 @@
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { randomUUID } from "node:crypto";
+import { AccountsService, type Session } from "../../gen/chat/v1/accounts_pb.js";
+import { MessagingService, StreamRequestSchema, type StreamRequest } from "../../gen/chat/v1/messaging_pb.js";
+import { DeviceStream, type DeviceStreamOptions } from "./device-stream.js";
+
+export type Protocol = "connect" | "grpc" | "grpc-web";
+
+export interface ChatClientOptions {
+  /** e.g. `http://127.0.0.1:8080` */
+  readonly baseUrl: string;
+  readonly protocol?: Protocol;
+  /** Per-call deadline for unary calls. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * A logged-in (or about to log in) device: the generated stubs with the token attached, plus the
+ * device stream. One ChatClient per device.
+ */
+export class ChatClient {
+  readonly accounts: Client<typeof AccountsService>;
+  readonly messaging: Client<typeof MessagingService>;
+  private currentSession: Session | undefined;
+
+  constructor(readonly options: ChatClientOptions) {
+    const transport = createTransport(options, this.authorize);
+    this.accounts = createClient(AccountsService, transport);
+    this.messaging = createClient(MessagingService, transport);
+  }
+
+  get session(): Session {
+    if (!this.currentSession) throw new Error("not logged in: call signUp or logIn first");
+    return this.currentSession;
+  }
+
+  get userId(): string {
+    return this.session.user!.userId;
+  }
+
+  get deviceId(): string {
+    return this.session.deviceId;
+  }
+
+  async signUp(username: string, password: string, displayName = username, deviceName = "sdk"): Promise<Session> {
+    const { session } = await this.accounts.signUp({ username, password, displayName, deviceName });
+    return (this.currentSession = session!);
+  }
+
+  async logIn(username: string, password: string, deviceName = "sdk"): Promise<Session> {
+    const { session } = await this.accounts.logIn({ username, password, deviceName });
+    return (this.currentSession = session!);
+  }
+
+  async refresh(): Promise<Session> {
+    const { session } = await this.accounts.refresh({ refreshToken: this.session.refreshToken });
+    return (this.currentSession = session!);
+  }
+
+  async logOut(): Promise<void> {
+    await this.accounts.logOut({});
+    this.currentSession = undefined;
+  }
+
+  /** Sends without a stream. A new client_msg_id is made unless one is given (give it to retry). */
+  async send(to: { conversationId: string } | { recipientUserId: string }, text: string, clientMsgId: string = randomUUID()) {
+    const target = "conversationId" in to ? { case: "conversationId" as const, value: to.conversationId } : { case: "recipientUserId" as const, value: to.recipientUserId };
+    return this.messaging.sendMessage({ clientMsgId, to: target, text });
+  }
+
+  async history(conversationId: string, page: { beforeSeq?: bigint; afterSeq?: bigint; limit?: number } = {}) {
+    return this.messaging.getHistory({ conversationId, beforeSeq: page.beforeSeq, afterSeq: page.afterSeq, limit: page.limit ?? 0 });
+  }
+
+  /** Every message of a conversation, oldest first, page by page. */
+  async allMessages(conversationId: string, pageSize = 200) {
+    const all = [];
+    let afterSeq = 0n;
+    for (;;) {
+      const page = await this.history(conversationId, { afterSeq, limit: pageSize });
+      all.push(...page.messages);
+      if (!page.hasMore || page.messages.length === 0) return all;
+      afterSeq = page.messages[page.messages.length - 1]!.seq;
+    }
+  }
+
+  async openDirect(userId: string) {
+    const { conversation } = await this.messaging.openDirectConversation({ userId });
+    return conversation!;
+  }
+
+  /**
+   * Opens the device stream. Without `resumeFrom` the device starts live from now; with it, the
+   * server first sends everything after those cursors (conversations not listed: from the start).
+   */
+  openStream(options: DeviceStreamOptions = {}): DeviceStream {
+    return new DeviceStream((requests: AsyncIterable<StreamRequest>, signal: AbortSignal) => this.messaging.stream(requests, { signal }), options);
+  }
+
+  private readonly authorize: Interceptor = (next) => (request) => {
+    if (this.currentSession) request.header.set("authorization", `Bearer ${this.currentSession.accessToken}`);
+    return next(request);
+  };
+}
+
+function createTransport(options: ChatClientOptions, authorize: Interceptor): Transport {
+  const common = { baseUrl: options.baseUrl, interceptors: [authorize], defaultTimeoutMs: options.timeoutMs };
+  switch (options.protocol ?? "connect") {
+    case "grpc":
+      return createGrpcTransport(common);
+    case "grpc-web":
+      return createGrpcWebTransport({ ...common, httpVersion: "2" });
+    default:
+      return createConnectTransport({ ...common, httpVersion: "2" });
+  }
+}
+
+export function streamRequest(init: MessageInitShape<typeof StreamRequestSchema>): StreamRequest {
+  return create(StreamRequestSchema, init);
+}
