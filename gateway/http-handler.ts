@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { RequestHandler } from "./listener.js";
 import type { Logger } from "./logger.js";
+import { retypeMalformedRequest } from "./malformed-requests.js";
 
 export interface HttpHandlerOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -39,7 +40,9 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
     const handler = routes.get(path);
     if (handler) {
       const universal = universalRequestFromNodeRequest(request, response, undefined, undefined);
+      const unary = handler.method.methodKind === "unary";
       handler(universal)
+        .then((result) => (unary ? retypeMalformedRequest(result) : result))
         .then((result) => universalResponseToNodeResponse(result, response))
         .catch((error: unknown) => {
           // A client that goes away mid-response is normal; anything else is worth a line.

@@ -1,5 +1,6 @@
 import Database from "better-sqlite3";
 import { Code, ConnectError } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
 import http2 from "node:http2";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -173,6 +174,34 @@ describe("bad input", () => {
       huge.writeUInt32BE(64 * 1024 * 1024, 1);
       const end = await rawConnectStream(server.url, alice.session.accessToken, [huge]);
       expect(end.error?.code).toBe("resource_exhausted");
+    });
+  });
+
+  it("answers an undecodable unary request with a typed error, over Connect and over gRPC", async () => {
+    const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    await changesNothing(async () => {
+      const overConnect = await fetch(`${server.url}/chat.v1.MessagingService/SendMessage`, {
+        method: "POST",
+        headers: { "content-type": "application/proto", authorization: `Bearer ${alice.session.accessToken}` },
+        body: garbage,
+      });
+      expect(overConnect.status).toBe(400);
+      const body = (await overConnect.json()) as { code: string; details: { type: string; value: string }[] };
+      expect(body.code).toBe("invalid_argument");
+      expect(body.details.map((detail) => [detail.type, Buffer.from(detail.value, "base64")[1]])).toEqual([["chat.v1.ErrorDetail", ErrorReason.MALFORMED_FRAME]]);
+
+      const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+      try {
+        const metadata = new grpc.Metadata();
+        metadata.set("authorization", `Bearer ${alice.session.accessToken}`);
+        const failure = await new Promise<grpc.ServiceError>((resolve) =>
+          client.makeUnaryRequest("/chat.v1.MessagingService/SendMessage", () => garbage, (bytes: Buffer) => bytes, null, metadata, (error) => resolve(error!)),
+        );
+        expect(failure.code).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(Buffer.from(failure.metadata.get("grpc-status-details-bin")[0] as Buffer).toString("latin1")).toContain("chat.v1.ErrorDetail");
+      } finally {
+        client.close();
+      }
     });
   });
 

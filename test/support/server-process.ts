@@ -22,12 +22,14 @@ export interface StartOptions {
   readonly dataDir?: string;
   readonly env?: Record<string, string>;
   readonly port?: number;
+  /** Extra flags for node, e.g. the `--max-semi-space-size` that `npm start` uses. */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** Starts the real gateway (`gateway/main.ts`) as its own process, as `npm start` does. */
 export async function startServer(options: StartOptions = {}): Promise<ServerProcess> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "chat-test-"));
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "gateway/main.ts")], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", join(ROOT, "gateway/main.ts")], {
     cwd: ROOT,
     env: {
       ...process.env,
