@@ -1,2 +1,3 @@
 export { createSqliteStore, type SqliteSettings, type SqliteStore, type SqliteStoreOptions } from "./store-sqlite.js";
 export { MIGRATIONS, SCHEMA_VERSION, type Migration } from "./schema.js";
+export { UnknownConversationError } from "./log.js";

@@ -69,12 +69,38 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_msg_id ON messages (sender_user_id, client_msg_id);
 `;
 
+// Receipts. Every move of a read watermark is a row, so "who read seq S and when" is exact: the
+// first row of each member at or past S. The watermark itself is the newest row of the member,
+// one seek down the primary key; a row is only inserted when it moves the watermark forward.
+// Delivery cursors are one row per (conversation, device), overwritten forwards.
+// The inbox needs no new index: members_by_user finds the user's rows, and each row's
+// conversation, head message and watermark are primary-key seeks.
+const SCHEMA_V2 = `
+CREATE TABLE IF NOT EXISTS read_marks (
+  conversation_id TEXT    NOT NULL REFERENCES conversations (conversation_id),
+  user_id         TEXT    NOT NULL,
+  seq             INTEGER NOT NULL,
+  at              INTEGER NOT NULL,
+  PRIMARY KEY (conversation_id, user_id, seq)
+) WITHOUT ROWID, STRICT;
+
+CREATE TABLE IF NOT EXISTS delivery_cursors (
+  conversation_id TEXT    NOT NULL REFERENCES conversations (conversation_id),
+  device_id       TEXT    NOT NULL,
+  user_id         TEXT    NOT NULL,
+  seq             INTEGER NOT NULL,
+  at              INTEGER NOT NULL,
+  PRIMARY KEY (conversation_id, device_id)
+) WITHOUT ROWID, STRICT;
+`;
+
 /**
  * Applied in order, each in its own transaction together with the bump of `PRAGMA user_version`, so
  * a crash mid-upgrade leaves the file at the previous version. Append only: never edit a shipped one.
  */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, description: "users, devices, conversations, members, messages", up: (db) => db.exec(SCHEMA_V1) },
+  { version: 2, description: "read_marks, delivery_cursors", up: (db) => db.exec(SCHEMA_V2) },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import type { ChatStore, NewMessage } from "../../services/ports/index.js";
+import { GroupFullError, type ChatStore, type NewMessage, type StoredMessage } from "../../services/ports/index.js";
 import { describeStoreContract } from "../../test/contracts/store-contract.js";
 import { createSqliteStore, MIGRATIONS, SCHEMA_VERSION, type SqliteStore, type SqliteStoreOptions } from "./index.js";
 import { migrate } from "./schema.js";
@@ -88,7 +88,7 @@ describe("SQLite engine", () => {
       expect(raw.pragma("journal_mode", { simple: true })).toBe("wal");
       expect(raw.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
       const tables = raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
-      expect(tables).toEqual(["conversations", "devices", "members", "messages", "users"]);
+      expect(tables).toEqual(["conversations", "delivery_cursors", "devices", "members", "messages", "read_marks", "users"]);
     });
 
     it("resolves an append only once another connection can read it, and not before", async () => {
@@ -195,6 +195,117 @@ describe("SQLite engine", () => {
     it("rejects appends to an unknown conversation with a plain Error naming it", async () => {
       const { store } = await storeWithConversation();
       await expect(store.messages.append(message("d_missing"))).rejects.toThrow(/d_missing/);
+    });
+  });
+
+  describe("groups and receipts", () => {
+    const system = (conversationId: string, extra: Partial<NewMessage> = {}) => message(conversationId, { kind: "system", text: "", systemJson: "{}", ...extra });
+    async function storeWithGroup(options: Omit<SqliteStoreOptions, "path"> = {}) {
+      const path = freshPath();
+      const store = track(open(path, options));
+      await store.conversations.createGroup(
+        { conversationId: "g_1", title: "G", createdAt: new Date(1_700_000_000_000), members: [{ userId: "u_alice", role: "owner" }] },
+        system("g_1"),
+      );
+      return { path, store };
+    }
+
+    for (const maxBatch of [1_000, 7]) {
+      it(`sequences appends and membership changes in call order (maxBatch ${maxBatch})`, async () => {
+        const { store } = await storeWithGroup({ maxBatch });
+        const calls: Array<Promise<StoredMessage>> = [];
+        for (let i = 0; i < 300; i++) {
+          calls.push(
+            i % 30 === 7
+              ? store.conversations.changeMembership("g_1", { add: [{ userId: `u_${i}`, role: "member" }] }, system("g_1"))
+              : store.messages.append(message("g_1")).then((r) => r.message),
+          );
+        }
+        const results = await Promise.all(calls);
+        expect(results.map((m) => m.seq)).toEqual(results.map((_, i) => BigInt(i + 2)));
+        expect((await store.conversations.getMember("g_1", "u_7"))?.joinedSeq).toBe(results[7].seq);
+      });
+    }
+
+    it("confines a refused change to itself: the appends around it in the batch keep gapless seqs", async () => {
+      const { store } = await storeWithGroup();
+      const settled = await Promise.allSettled([
+        store.messages.append(message("g_1")),
+        store.conversations.changeMembership("g_1", { add: [{ userId: "u_bob", role: "member" }], maxMembers: 1 }, system("g_1")),
+        store.conversations.changeMembership("g_x", { title: "nowhere" }, system("g_x")),
+        store.messages.append(message("g_1")),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+      expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(GroupFullError);
+      expect((settled[2] as PromiseRejectedResult).reason).toMatchObject({ name: "UnknownConversationError" });
+      expect((await store.messages.readRange("g_1", { limit: 10 })).map((m) => m.seq)).toEqual([1n, 2n, 3n]);
+    });
+
+    it("treats a retried createGroup or changeMembership (same sender and clientMsgId) as the first try", async () => {
+      const store = track(open(freshPath()));
+      const event = system("g_1", { clientMsgId: "create-1" });
+      const group = { conversationId: "g_1", title: "G", createdAt: new Date(1), members: [{ userId: "u_alice", role: "owner" as const }] };
+      const first = await store.conversations.createGroup(group, event);
+      // The service picks a fresh id for each try: the retry still gets the group of the first.
+      const retry = await store.conversations.createGroup({ ...group, conversationId: "g_2" }, { ...event, conversationId: "g_2", messageId: "m_other" });
+      expect(retry).toEqual(first);
+      expect(await store.conversations.getConversation("g_2")).toBeUndefined();
+
+      const add = system("g_1", { clientMsgId: "add-1" });
+      const added = await store.conversations.changeMembership("g_1", { add: [{ userId: "u_bob", role: "member" }] }, add);
+      await store.conversations.changeMembership("g_1", { remove: ["u_bob"] }, system("g_1"));
+      expect(await store.conversations.changeMembership("g_1", { add: [{ userId: "u_bob", role: "member" }] }, add)).toEqual(added);
+      expect(await store.conversations.isMember("g_1", "u_bob")).toBe(false);
+      expect((await store.conversations.getConversation("g_1"))?.lastSeq).toBe(3n);
+
+      // A key already used by an ordinary message is refused, and the group with it.
+      await store.messages.append(message("g_1", { clientMsgId: "text-1" }));
+      await expect(
+        store.conversations.createGroup({ ...group, conversationId: "g_3" }, system("g_3", { clientMsgId: "text-1" })),
+      ).rejects.toMatchObject({ code: "SQLITE_CONSTRAINT_UNIQUE" });
+      expect(await store.conversations.getConversation("g_3")).toBeUndefined();
+      expect(await store.conversations.getMember("g_3", "u_alice")).toBeUndefined();
+    });
+
+    it("commits each receipt before it resolves: another connection sees it at once", async () => {
+      const { path, store } = await storeWithGroup();
+      const reader = track(new Database(path, { readonly: true }));
+      expect(await store.receipts.markRead("g_1", "u_bob", 1n, new Date(5))).toEqual({ seq: 1n, moved: true });
+      expect(await store.receipts.markDelivered("g_1", "u_bob", "dev_bob", 1n, new Date(6))).toEqual({ seq: 1n, moved: true });
+      expect(reader.prepare("SELECT seq, at FROM read_marks WHERE user_id = 'u_bob'").all()).toEqual([{ seq: 1, at: 5 }]);
+      expect(reader.prepare("SELECT seq, at FROM delivery_cursors WHERE device_id = 'dev_bob'").all()).toEqual([{ seq: 1, at: 6 }]);
+      // Nothing to deliver or read below 1.
+      expect(await store.receipts.markDelivered("g_1", "u_bob", "dev_new", 0n, new Date(7))).toEqual({ seq: 0n, moved: false });
+      expect(await store.receipts.markRead("g_1", "u_carol", 0n, new Date(7))).toEqual({ seq: 0n, moved: false });
+      expect(reader.prepare("SELECT count(*) FROM delivery_cursors").pluck().get()).toBe(1);
+    });
+
+    it("upgrades a version 1 file in place: old conversations keep their data and start with no watermarks", async () => {
+      const path = freshPath();
+      const first = open(path);
+      await first.close();
+      const raw = new Database(path);
+      // Roll the file back to what version 1 wrote, then fill it the way version 1 did.
+      raw.exec("DROP TABLE read_marks; DROP TABLE delivery_cursors; PRAGMA user_version = 1;");
+      raw.exec(`INSERT INTO conversations VALUES ('d_1', 'direct', '', 1000, 2);
+        INSERT INTO members VALUES ('d_1', 'u_alice', 'member', 0, NULL, 1000), ('d_1', 'u_bob', 'member', 0, NULL, 1000);
+        INSERT INTO messages VALUES ('d_1', 1, 'm_1', 'u_alice', 'dev', 'c_1', 'text', 'hi', 2000, NULL),
+                                    ('d_1', 2, 'm_2', 'u_bob', 'dev', 'c_2', 'text', 'yo', 3000, NULL);`);
+      raw.close();
+
+      const store = track(open(path));
+      expect(store.settings().schemaVersion).toBe(SCHEMA_VERSION);
+      expect(await store.receipts.readSeq("d_1", "u_alice")).toBe(0n);
+      expect(await store.conversations.listInbox("u_alice", { limit: 10 })).toEqual([
+        {
+          conversation: { conversationId: "d_1", kind: "direct", title: "", createdAt: new Date(1000), lastSeq: 2n },
+          visibleLastSeq: 2n,
+          readSeq: 0n,
+          lastActivityAt: new Date(3000),
+        },
+      ]);
+      expect((await store.messages.append(message("d_1"))).message.seq).toBe(3n);
+      expect(await store.receipts.readSeq("d_1", "u_alice")).toBe(3n);
     });
   });
 

@@ -4,15 +4,18 @@ import Database from "better-sqlite3";
 import type { ChatStore } from "../../services/ports/index.js";
 import { createSqliteAccounts } from "./accounts.js";
 import { createSqliteConversations } from "./conversations.js";
-import { createSqliteMessages, DEFAULT_MAX_BATCH } from "./messages.js";
+import { createSqliteLog } from "./log.js";
+import { createSqliteMessages } from "./messages.js";
+import { createSqliteReceipts } from "./receipts.js";
 import { migrate } from "./schema.js";
+import { createSqliteWriter, DEFAULT_MAX_BATCH } from "./writer.js";
 
 export interface SqliteStoreOptions {
   /** The database file; its directory is created if missing. `:memory:` gives a throwaway store. */
   readonly path: string;
   /** How long a write waits for another connection's lock before failing. */
   readonly busyTimeoutMs?: number;
-  /** Most appends written by one group-commit transaction. */
+  /** Most writes (appends, group changes) committed by one group-commit transaction. */
   readonly maxBatch?: number;
 }
 
@@ -61,19 +64,21 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     throw error;
   }
 
-  const accounts = createSqliteAccounts(db);
-  const conversations = createSqliteConversations(db);
-  const messages = createSqliteMessages(db, maxBatch);
+  // Every write that takes a seq (appends, group creation, membership changes) goes through the
+  // one writer, so they are sequenced in call order and share their batch's fsync.
+  const writer = createSqliteWriter(db, maxBatch);
+  const log = createSqliteLog(db);
   let closed = false;
 
   return {
-    accounts,
-    conversations,
-    messages: messages.store,
+    accounts: createSqliteAccounts(db),
+    conversations: createSqliteConversations(db, log, writer),
+    messages: createSqliteMessages(db, log, writer),
+    receipts: createSqliteReceipts(db, log),
     async close() {
       if (closed) return;
       closed = true;
-      messages.close();
+      writer.close();
       db.close();
     },
     settings() {

@@ -1,8 +1,22 @@
+import type { ConversationRecord } from "./conversation-store.js";
 import type { StoredMessage } from "./message-store.js";
+
+export interface ReceiptEvent {
+  readonly conversationId: string;
+  readonly userId: string;
+  /** Set for delivered receipts (per device). */
+  readonly deviceId: string;
+  readonly kind: "delivered" | "read";
+  readonly seq: bigint;
+  readonly at: Date;
+}
 
 /** What the bus carries to the gateways holding a user's devices. */
 export type BusEvent =
   | { readonly kind: "message"; readonly message: StoredMessage }
+  | { readonly kind: "receipt"; readonly receipt: ReceiptEvent }
+  | { readonly kind: "typing"; readonly conversationId: string; readonly userId: string; readonly typing: boolean; readonly expiresAt: Date }
+  | { readonly kind: "conversation"; readonly change: "joined" | "left" | "updated"; readonly conversation: ConversationRecord }
   | { readonly kind: "device-revoked"; readonly deviceId: string };
 
 export interface BusSubscription extends AsyncIterable<BusEvent> {

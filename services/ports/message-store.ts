@@ -41,7 +41,8 @@ export interface ReadRangeOptions {
 export interface MessageStore {
   /**
    * Stores the message durably and only then resolves. Idempotent on (senderUserId, clientMsgId):
-   * a repeat resolves with the original message and `duplicate: true`, storing nothing.
+   * a repeat resolves with the original message and `duplicate: true`, storing nothing. In the same
+   * transaction the sender's read watermark moves to the new seq (whoever writes has read up to it).
    */
   append(message: NewMessage): Promise<AppendResult>;
   /** Ascending by seq. */

@@ -1,5 +1,18 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ChatStore, ConversationHead, DeviceRecord, NewMessage, StoredMessage, UserRecord } from "../../services/ports/index.js";
+import {
+  GroupFullError,
+  type ChatStore,
+  type ConversationHead,
+  type ConversationRecord,
+  type DeviceRecord,
+  type GroupRoleName,
+  type InboxRow,
+  type MemberRecord,
+  type MembershipChange,
+  type NewMessage,
+  type StoredMessage,
+  type UserRecord,
+} from "../../services/ports/index.js";
 
 /** Releases what one `createStore()` made (a file, a keyspace), after the suite has closed the store. */
 export type StoreCleanup = (store: ChatStore) => Promise<void> | void;
@@ -108,6 +121,36 @@ export function describeStoreContract(
     const seqs = (messages: readonly StoredMessage[]) => messages.map((m) => m.seq);
     const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => BigInt(from + i));
     const readAll = (conversationId: string) => store.messages.readRange(conversationId, { limit: 100_000 });
+    const ascending = (list: readonly bigint[]) => [...list].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const sorted = (list: readonly string[]) => [...list].sort();
+    const byUserId = <T extends { userId: string }>(list: readonly T[]) => [...list].sort((x, y) => (x.userId < y.userId ? -1 : x.userId > y.userId ? 1 : 0));
+
+    /** A system event (what the groups service appends for a change) by `actor`. */
+    function systemEvent(conversationId: string, actor: UserRecord, extra: Partial<NewMessage> = {}): NewMessage {
+      return message(conversationId, actor, { kind: "system", text: "", systemJson: `{"change":${counter}}`, ...extra });
+    }
+
+    /** A group owned by `owner` with `others` as plain members; its event is sent at `createdAt`. */
+    async function group(owner: UserRecord, others: readonly UserRecord[], createdAt = at(1_000), title = "Group") {
+      const conversationId = unique("g");
+      const event = systemEvent(conversationId, owner, { sentAt: createdAt });
+      const members = [{ userId: owner.userId, role: "owner" as GroupRoleName }, ...others.map((u) => ({ userId: u.userId, role: "member" as GroupRoleName }))];
+      const created = await store.conversations.createGroup({ conversationId, title, createdAt, members }, event);
+      expect(created.event).toEqual({ ...event, seq: 1n });
+      return conversationId;
+    }
+
+    function change(conversationId: string, actor: UserRecord, membership: MembershipChange, extra: Partial<NewMessage> = {}): Promise<StoredMessage> {
+      return store.conversations.changeMembership(conversationId, membership, systemEvent(conversationId, actor, extra));
+    }
+
+    const member = (conversationId: string, who: UserRecord, role: GroupRoleName, joinedSeq: bigint, joinedAt: Date): MemberRecord => ({
+      conversationId,
+      userId: who.userId,
+      role,
+      joinedSeq,
+      joinedAt,
+    });
 
     describe("messages.append", () => {
       it("stores the message as given and assigns 1, 2, 3, ... independently per conversation", async () => {
@@ -351,6 +394,445 @@ export function describeStoreContract(
       });
     });
 
+    describe("groups", () => {
+      it("creates a group with its event as seq 1; every member joins at 1 with a read watermark of 1", async () => {
+        const [alice, bob, carol, dave] = await users("alice", "bob", "carol", "dave");
+        const conversationId = unique("g");
+        const event = systemEvent(conversationId, alice, { sentAt: at(2_000) });
+        const created = await store.conversations.createGroup(
+          {
+            conversationId,
+            title: "Climbing",
+            createdAt: at(1_500),
+            members: [
+              { userId: alice.userId, role: "owner" },
+              { userId: bob.userId, role: "admin" },
+              { userId: carol.userId, role: "member" },
+            ],
+          },
+          event,
+        );
+        const record: ConversationRecord = { conversationId, kind: "group", title: "Climbing", createdAt: at(1_500), lastSeq: 1n };
+        expect(created).toEqual({ conversation: record, event: { ...event, seq: 1n } });
+        expect(typeof created.event.seq).toBe("bigint");
+        expect(await store.conversations.getConversation(conversationId)).toEqual(record);
+        expect(await readAll(conversationId)).toEqual([created.event]);
+
+        const expected = byUserId([
+          member(conversationId, alice, "owner", 1n, at(1_500)),
+          member(conversationId, bob, "admin", 1n, at(1_500)),
+          member(conversationId, carol, "member", 1n, at(1_500)),
+        ]);
+        // Same joinedSeq for all: ordered by userId.
+        expect(await store.conversations.listMembers(conversationId)).toEqual(expected);
+        for (const m of expected) {
+          const stored = await store.conversations.getMember(conversationId, m.userId);
+          expect(stored).toEqual(m);
+          expect(stored?.leftSeq).toBeUndefined();
+        }
+        expect(sorted(await store.conversations.listMemberIds(conversationId))).toEqual(sorted([alice.userId, bob.userId, carol.userId]));
+        for (const who of [alice, bob, carol]) {
+          expect(await store.conversations.isMember(conversationId, who.userId)).toBe(true);
+          expect(await store.receipts.readSeq(conversationId, who.userId)).toBe(1n);
+          expect(await store.conversations.listGroups(who.userId)).toEqual([record]);
+          expect(await store.conversations.listHeads(who.userId)).toEqual([{ conversationId, lastSeq: 1n }]);
+        }
+        expect(await store.conversations.isMember(conversationId, dave.userId)).toBe(false);
+        expect(await store.conversations.getMember(conversationId, dave.userId)).toBeUndefined();
+        expect(await store.receipts.readSeq(conversationId, dave.userId)).toBe(0n);
+        expect(await store.conversations.listGroups(dave.userId)).toEqual([]);
+
+        // listGroups lists groups only, every one the user is in.
+        const ad = await direct(alice, dave);
+        const second = await group(dave, [alice]);
+        const aliceGroups = await store.conversations.listGroups(alice.userId);
+        expect(aliceGroups.map((g) => g.conversationId).sort()).toEqual(sorted([conversationId, second]));
+        expect(aliceGroups.every((g) => g.kind === "group")).toBe(true);
+        expect(await store.conversations.getMember(ad, alice.userId)).toEqual(member(ad, alice, "member", 0n, at(0)));
+      });
+
+      it("refuses a group whose id is taken, storing nothing", async () => {
+        const [alice, bob, carol] = await users("alice", "bob", "carol");
+        const conversationId = await group(alice, [bob]);
+        const again = store.conversations.createGroup(
+          { conversationId, title: "Other", createdAt: at(9_000), members: [{ userId: carol.userId, role: "owner" }] },
+          systemEvent(conversationId, carol),
+        );
+        await expect(again).rejects.toBeInstanceOf(Error);
+        expect(await store.conversations.getConversation(conversationId)).toMatchObject({ title: "Group", lastSeq: 1n });
+        expect(await store.conversations.isMember(conversationId, carol.userId)).toBe(false);
+        expect(await readAll(conversationId)).toHaveLength(1);
+        expect(await store.receipts.readSeq(conversationId, carol.userId)).toBe(0n);
+      });
+
+      it("gives each add, remove, role change and rename the next seq, and applies it", async () => {
+        const [alice, bob, carol, dave] = await users("alice", "bob", "carol", "dave");
+        const g = await group(alice, [bob], at(1_000));
+        const events: StoredMessage[] = [];
+        const record = async (input: Promise<StoredMessage>) => {
+          const event = await input;
+          events.push(event);
+          return event;
+        };
+
+        const added = await record(change(g, alice, { add: [{ userId: carol.userId, role: "member" }] }, { sentAt: at(2_000) }));
+        expect(added.seq).toBe(2n);
+        expect(added.kind).toBe("system");
+        expect(await store.conversations.getMember(g, carol.userId)).toEqual(member(g, carol, "member", 2n, at(2_000)));
+        expect(await store.conversations.isMember(g, carol.userId)).toBe(true);
+        expect(await store.receipts.readSeq(g, carol.userId)).toBe(2n);
+
+        expect((await record(change(g, alice, { roles: [{ userId: bob.userId, role: "admin" }] }))).seq).toBe(3n);
+        expect(await store.conversations.getMember(g, bob.userId)).toEqual(member(g, bob, "admin", 1n, at(1_000)));
+
+        expect((await record(change(g, bob, { title: "Renamed" }))).seq).toBe(4n);
+        expect(await store.conversations.getConversation(g)).toMatchObject({ title: "Renamed", lastSeq: 4n });
+
+        const removal = await record(change(g, alice, { remove: [bob.userId] }, { sentAt: at(5_000) }));
+        expect(removal.seq).toBe(5n);
+        expect(await store.conversations.isMember(g, bob.userId)).toBe(false);
+        expect(await store.conversations.getMember(g, bob.userId)).toEqual({ ...member(g, bob, "admin", 1n, at(1_000)), leftSeq: 5n });
+        expect(await store.conversations.listMembers(g)).toEqual([member(g, alice, "owner", 1n, at(1_000)), member(g, carol, "member", 2n, at(2_000))]);
+        expect(sorted(await store.conversations.listMemberIds(g))).toEqual(sorted([alice.userId, carol.userId]));
+        expect(await store.conversations.listGroups(bob.userId)).toEqual([]);
+        // The actor of each event has read up to it; bob's watermark stays where his own rename put it.
+        expect(await store.receipts.readSeq(g, alice.userId)).toBe(5n);
+        expect(await store.receipts.readSeq(g, bob.userId)).toBe(4n);
+
+        expect(await readAll(g)).toEqual([expect.objectContaining({ seq: 1n }), ...events]);
+        expect(seqs(await readAll(g))).toEqual(range(1, 5));
+
+        // A former member sees up to the event that removed them, however far the group goes on.
+        expect(await store.conversations.listHeads(bob.userId)).toEqual([{ conversationId: g, lastSeq: 5n }]);
+        await store.messages.append(message(g, alice));
+        await store.messages.append(message(g, carol));
+        expect(await store.conversations.listHeads(bob.userId)).toEqual([{ conversationId: g, lastSeq: 5n }]);
+        expect(await store.conversations.listHeads(alice.userId)).toEqual([{ conversationId: g, lastSeq: 7n }]);
+
+        // Rejoining resets the row: new role, joined at the event, no left seq, watermark at the event.
+        const rejoin = await change(g, carol, { add: [{ userId: bob.userId, role: "member" }, { userId: dave.userId, role: "admin" }] }, { sentAt: at(8_000) });
+        expect(rejoin.seq).toBe(8n);
+        const bobAgain = await store.conversations.getMember(g, bob.userId);
+        expect(bobAgain).toEqual(member(g, bob, "member", 8n, at(8_000)));
+        expect(bobAgain?.leftSeq).toBeUndefined();
+        expect(await store.conversations.isMember(g, bob.userId)).toBe(true);
+        expect(await store.receipts.readSeq(g, bob.userId)).toBe(8n);
+        expect(await store.conversations.listHeads(bob.userId)).toEqual([{ conversationId: g, lastSeq: 8n }]);
+        expect((await store.conversations.listGroups(bob.userId)).map((c) => c.conversationId)).toEqual([g]);
+        // Oldest first, ties by userId.
+        expect(await store.conversations.listMembers(g)).toEqual([
+          member(g, alice, "owner", 1n, at(1_000)),
+          member(g, carol, "member", 2n, at(2_000)),
+          ...byUserId([member(g, bob, "member", 8n, at(8_000)), member(g, dave, "admin", 8n, at(8_000))]),
+        ]);
+        expect(await store.receipts.readSeq(g, carol.userId)).toBe(8n);
+      });
+
+      it("rejects a change to a conversation that does not exist, without disturbing the others", async () => {
+        const [alice, bob] = await users("alice", "bob");
+        const g = await group(alice, [bob]);
+        const settled = await Promise.allSettled([
+          store.messages.append(message(g, alice)),
+          change("g_nowhere", alice, { add: [{ userId: bob.userId, role: "member" }] }),
+          store.messages.append(message(g, bob)),
+        ]);
+        expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+        expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(Error);
+        expect(seqs(await readAll(g))).toEqual(range(1, 3));
+        expect(await store.conversations.getConversation("g_nowhere")).toBeUndefined();
+        expect(await store.conversations.getMember("g_nowhere", bob.userId)).toBeUndefined();
+      });
+
+      it("keeps seqs gapless when 200 appends and 10 membership changes run at once", async () => {
+        const [alice, bob] = await users("alice", "bob");
+        const joiners = await users("j", "k", "l", "m", "n");
+        const g = await group(alice, [bob]);
+        const calls: Array<Promise<StoredMessage>> = [];
+        const changes: Array<{ index: number; joiner?: UserRecord }> = [];
+        for (let i = 0; i < 210; i++) {
+          if (i % 21 === 10) {
+            const k = changes.length;
+            const joiner = k % 2 === 0 ? joiners[k / 2] : undefined;
+            changes.push({ index: calls.length, joiner });
+            calls.push(change(g, alice, joiner ? { add: [{ userId: joiner.userId, role: "member" }] } : { title: `title ${k}` }));
+          } else {
+            calls.push(store.messages.append(message(g, i % 2 ? bob : alice)).then((r) => r.message));
+          }
+        }
+        expect(changes).toHaveLength(10);
+        const results = await Promise.all(calls);
+        expect(ascending(seqs(results))).toEqual(range(2, 211));
+        const stored = await readAll(g);
+        expect(seqs(stored)).toEqual(range(1, 211));
+        const bySeq = new Map(stored.map((m) => [m.seq, m]));
+        for (const result of results) expect(bySeq.get(result.seq)).toEqual(result);
+        expect((await store.conversations.getConversation(g))?.lastSeq).toBe(211n);
+        for (const { index, joiner } of changes) {
+          expect(results[index].kind).toBe("system");
+          if (joiner) expect((await store.conversations.getMember(g, joiner.userId))?.joinedSeq).toBe(results[index].seq);
+        }
+        expect(await store.conversations.listMembers(g)).toHaveLength(7);
+      });
+
+      it("refuses a change past maxMembers, storing nothing and taking no seq", async () => {
+        const [alice, bob, carol, dave, erin] = await users("alice", "bob", "carol", "dave", "erin");
+        const g = await group(alice, [bob, carol]);
+        const before = await store.conversations.listMembers(g);
+        const tooMany = systemEvent(g, alice);
+        const refused = store.conversations.changeMembership(
+          g,
+          { add: [{ userId: dave.userId, role: "member" }, { userId: erin.userId, role: "member" }], title: "Never", maxMembers: 4 },
+          tooMany,
+        );
+        await expect(refused).rejects.toBeInstanceOf(GroupFullError);
+        await expect(refused).rejects.toMatchObject({ conversationId: g, maxMembers: 4 });
+        expect(await store.conversations.getConversation(g)).toMatchObject({ title: "Group", lastSeq: 1n });
+        expect(await store.conversations.listMembers(g)).toEqual(before);
+        expect(await store.conversations.getMember(g, dave.userId)).toBeUndefined();
+        expect(await store.receipts.readSeq(g, alice.userId)).toBe(1n);
+        expect(seqs(await readAll(g))).toEqual([1n]);
+
+        // Swapping a member out for another stays within the cap; the refused event's key was not claimed.
+        const swapped = await store.conversations.changeMembership(
+          g,
+          { add: [{ userId: dave.userId, role: "member" }, { userId: erin.userId, role: "member" }], remove: [bob.userId], maxMembers: 4 },
+          tooMany,
+        );
+        expect(swapped).toEqual({ ...tooMany, seq: 2n });
+        expect(sorted(await store.conversations.listMemberIds(g))).toEqual(sorted([alice.userId, carol.userId, dave.userId, erin.userId]));
+        // A former member coming back counts again.
+        await expect(change(g, alice, { add: [{ userId: bob.userId, role: "member" }], maxMembers: 4 })).rejects.toBeInstanceOf(GroupFullError);
+        expect(await store.conversations.isMember(g, bob.userId)).toBe(false);
+        // Adding someone already in, or leaving, never fails on the cap, even under a cap lowered below the size.
+        // Adding a current member leaves their row as it was.
+        expect((await change(g, alice, { add: [{ userId: carol.userId, role: "admin" }], maxMembers: 4 })).seq).toBe(3n);
+        expect(await store.conversations.getMember(g, carol.userId)).toEqual(member(g, carol, "member", 1n, at(1_000)));
+        expect((await change(g, alice, { remove: [erin.userId], maxMembers: 2 })).seq).toBe(4n);
+        expect(await store.conversations.listMembers(g)).toHaveLength(3);
+      });
+
+      it("of two concurrent adds that together pass maxMembers, lets exactly the one that fits succeed", async () => {
+        const [alice, bob, carol, dave, erin] = await users("alice", "bob", "carol", "dave", "erin");
+        const g = await group(alice, [bob, carol]);
+        const settled = await Promise.allSettled([
+          change(g, alice, { add: [{ userId: dave.userId, role: "member" }], maxMembers: 4 }),
+          change(g, bob, { add: [{ userId: erin.userId, role: "member" }], maxMembers: 4 }),
+        ]);
+        const fulfilled = settled.filter((s) => s.status === "fulfilled");
+        const rejected = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
+        expect(fulfilled).toHaveLength(1);
+        expect(rejected).toHaveLength(1);
+        expect(rejected[0].reason).toBeInstanceOf(GroupFullError);
+        expect((fulfilled[0] as PromiseFulfilledResult<StoredMessage>).value.seq).toBe(2n);
+        const [winner, loser] = settled[0].status === "fulfilled" ? [dave, erin] : [erin, dave];
+        expect(await store.conversations.isMember(g, winner.userId)).toBe(true);
+        expect(await store.conversations.isMember(g, loser.userId)).toBe(false);
+        expect(await store.conversations.getMember(g, loser.userId)).toBeUndefined();
+        expect(await store.conversations.listMembers(g)).toHaveLength(4);
+        expect(seqs(await readAll(g))).toEqual([1n, 2n]);
+        expect((await store.conversations.getConversation(g))?.lastSeq).toBe(2n);
+      });
+    });
+
+    describe("receipts", () => {
+      it("moves the sender's read watermark on append, and nobody else's", async () => {
+        const [alice, bob, carol] = await users("alice", "bob", "carol");
+        const g = await group(alice, [bob, carol]);
+        await store.messages.append(message(g, alice));
+        const last = await store.messages.append(message(g, alice));
+        expect(last.message.seq).toBe(3n);
+        expect(await store.receipts.readSeq(g, alice.userId)).toBe(3n);
+        expect(await store.receipts.readSeq(g, bob.userId)).toBe(1n);
+        expect((await store.messages.append(message(g, bob))).message.seq).toBe(4n);
+        expect(await store.receipts.readSeq(g, bob.userId)).toBe(4n);
+        expect(await store.receipts.readSeq(g, alice.userId)).toBe(3n);
+        expect(await store.receipts.readSeq(g, carol.userId)).toBe(1n);
+        // A system event moves its actor's.
+        expect((await change(g, carol, { title: "By carol" })).seq).toBe(5n);
+        expect(await store.receipts.readSeq(g, carol.userId)).toBe(5n);
+        expect(await store.receipts.readSeq(g, alice.userId)).toBe(3n);
+
+        const ab = await direct(alice, bob);
+        expect(await store.receipts.readSeq(ab, alice.userId)).toBe(0n);
+        await store.messages.append(message(ab, bob));
+        expect(await store.receipts.readSeq(ab, bob.userId)).toBe(1n);
+        expect(await store.receipts.readSeq(ab, alice.userId)).toBe(0n);
+        // A repeat stores nothing and moves nothing.
+        const first = await store.messages.append(message(ab, alice, { clientMsgId: "rcpt-0001" }));
+        await store.messages.append(message(ab, bob));
+        expect((await store.messages.append(message(ab, alice, { clientMsgId: "rcpt-0001" }))).duplicate).toBe(true);
+        expect(await store.receipts.readSeq(ab, alice.userId)).toBe(first.message.seq);
+      });
+
+      it("moves a read watermark only forwards", async () => {
+        const [alice, bob] = await users("alice", "bob");
+        const ab = await direct(alice, bob);
+        for (let i = 0; i < 6; i++) await store.messages.append(message(ab, alice));
+        expect(await store.receipts.markRead(ab, bob.userId, 4n, at(100))).toEqual({ seq: 4n, moved: true });
+        expect(await store.receipts.readSeq(ab, bob.userId)).toBe(4n);
+        expect(await store.receipts.markRead(ab, bob.userId, 2n, at(200))).toEqual({ seq: 4n, moved: false });
+        expect(await store.receipts.markRead(ab, bob.userId, 4n, at(300))).toEqual({ seq: 4n, moved: false });
+        expect(await store.receipts.readSeq(ab, bob.userId)).toBe(4n);
+        expect(await store.receipts.readersOf(ab, 4n)).toEqual(byUserId([
+          { userId: alice.userId, seq: 4n, at: (await readAll(ab))[3].sentAt },
+          { userId: bob.userId, seq: 4n, at: at(100) },
+        ]));
+        expect(await store.receipts.markRead(ab, bob.userId, 6n, at(400))).toEqual({ seq: 6n, moved: true });
+        expect(await store.receipts.readSeq(ab, bob.userId)).toBe(6n);
+        // The sender's own watermark is unaffected, and stays monotone under markRead too.
+        expect(await store.receipts.markRead(ab, alice.userId, 3n, at(500))).toEqual({ seq: 6n, moved: false });
+      });
+
+      it("tells who read a seq and exactly when they first got there", async () => {
+        const [alice, bob, carol, dave] = await users("alice", "bob", "carol", "dave");
+        const g = await group(alice, [bob, carol, dave], at(1_000));
+        const sent: StoredMessage[] = [];
+        for (let i = 0; i < 5; i++) sent.push((await store.messages.append(message(g, alice, { sentAt: at(2_000 + i) }))).message);
+        expect(seqs(sent)).toEqual(range(2, 6));
+        await store.receipts.markRead(g, bob.userId, 3n, at(3_001));
+        await store.receipts.markRead(g, carol.userId, 4n, at(3_002));
+        await store.receipts.markRead(g, bob.userId, 6n, at(3_003));
+
+        // alice reached 3 when she sent it; bob at his first mark; carol jumped past it; dave is below.
+        expect(byUserId(await store.receipts.readersOf(g, 3n))).toEqual(
+          byUserId([
+            { userId: alice.userId, seq: 3n, at: at(2_001) },
+            { userId: bob.userId, seq: 3n, at: at(3_001) },
+            { userId: carol.userId, seq: 4n, at: at(3_002) },
+          ]),
+        );
+        expect(byUserId(await store.receipts.readersOf(g, 5n))).toEqual(
+          byUserId([
+            { userId: alice.userId, seq: 5n, at: at(2_003) },
+            { userId: bob.userId, seq: 6n, at: at(3_003) },
+          ]),
+        );
+        // Everyone reached 1 when the group was made.
+        expect(byUserId(await store.receipts.readersOf(g, 1n))).toEqual(
+          byUserId([alice, bob, carol, dave].map((u) => ({ userId: u.userId, seq: 1n, at: at(1_000) }))),
+        );
+        expect(await store.receipts.readersOf(g, 7n)).toEqual([]);
+        expect(await store.receipts.readersOf("g_unknown", 1n)).toEqual([]);
+      });
+
+      it("keeps one monotone delivery cursor per device", async () => {
+        const [alice, bob, carol] = await users("alice", "bob", "carol");
+        const g = await group(alice, [bob, carol]);
+        const other = await direct(bob, carol);
+        const [phone, laptop, carolPhone] = [unique("dev"), unique("dev"), unique("dev")];
+
+        expect(await store.receipts.markDelivered(g, bob.userId, phone, 3n, at(10))).toEqual({ seq: 3n, moved: true });
+        expect(await store.receipts.markDelivered(g, bob.userId, laptop, 1n, at(11))).toEqual({ seq: 1n, moved: true });
+        expect(await store.receipts.markDelivered(g, bob.userId, phone, 2n, at(12))).toEqual({ seq: 3n, moved: false });
+        expect(await store.receipts.markDelivered(g, bob.userId, phone, 3n, at(13))).toEqual({ seq: 3n, moved: false });
+        expect(await store.receipts.markDelivered(g, bob.userId, phone, 5n, at(14))).toEqual({ seq: 5n, moved: true });
+        expect(await store.receipts.markDelivered(g, carol.userId, carolPhone, 4n, at(15))).toEqual({ seq: 4n, moved: true });
+        // The same device in another conversation has a cursor of its own.
+        expect(await store.receipts.markDelivered(other, bob.userId, phone, 1n, at(16))).toEqual({ seq: 1n, moved: true });
+
+        const key = (c: { userId: string; deviceId: string }) => `${c.userId} ${c.deviceId}`;
+        const byDevice = <T extends { userId: string; deviceId: string }>(list: readonly T[]) => [...list].sort((x, y) => (key(x) < key(y) ? -1 : 1));
+        expect(byDevice(await store.receipts.deliveryCursors(g))).toEqual(
+          byDevice([
+            { userId: bob.userId, deviceId: phone, seq: 5n, at: at(14) },
+            { userId: bob.userId, deviceId: laptop, seq: 1n, at: at(11) },
+            { userId: carol.userId, deviceId: carolPhone, seq: 4n, at: at(15) },
+          ]),
+        );
+        expect(await store.receipts.deliveryCursors(other)).toEqual([{ userId: bob.userId, deviceId: phone, seq: 1n, at: at(16) }]);
+        expect(await store.receipts.deliveryCursors("g_unknown")).toEqual([]);
+        // Delivery is not reading.
+        expect(await store.receipts.readSeq(g, bob.userId)).toBe(1n);
+      });
+
+      it("lists the distinct senders of the text messages in a seq range", async () => {
+        const [alice, bob, carol] = await users("alice", "bob", "carol");
+        const g = await group(alice, [bob, carol]); // 1: system, by alice
+        await store.messages.append(message(g, alice)); // 2
+        await store.messages.append(message(g, bob)); // 3
+        await store.messages.append(message(g, alice)); // 4
+        await change(g, carol, { title: "carol's" }); // 5: system, by carol
+        await store.messages.append(message(g, bob)); // 6
+        const between = async (after: bigint, upTo: bigint) => sorted(await store.receipts.sendersBetween(g, after, upTo));
+        expect(await between(0n, 6n)).toEqual(sorted([alice.userId, bob.userId]));
+        expect(await between(0n, 1n)).toEqual([]);
+        expect(await between(1n, 2n)).toEqual([alice.userId]);
+        expect(await between(2n, 4n)).toEqual(sorted([alice.userId, bob.userId]));
+        expect(await between(3n, 4n)).toEqual([alice.userId]);
+        expect(await between(4n, 5n)).toEqual([]);
+        expect(await between(4n, 6n)).toEqual([bob.userId]);
+        expect(await between(6n, 100n)).toEqual([]);
+        expect(await between(3n, 3n)).toEqual([]);
+        expect(await store.receipts.sendersBetween("g_unknown", 0n, 10n)).toEqual([]);
+      });
+    });
+
+    describe("inbox", () => {
+      it("lists current and former conversations by last visible activity, in keyset pages", async () => {
+        const [alice, bob, carol, dave, erin] = await users("alice", "bob", "carol", "dave", "erin");
+        const ab = await direct(alice, bob); // empty: activity is its creation, at(0)
+        const ac = await direct(alice, carol); // empty too: ties with ab, larger id first
+        const ae = await direct(alice, erin);
+        await store.messages.append(message(ae, erin, { sentAt: at(10_050) }));
+        const g1 = await group(bob, [alice], at(10_100));
+        const g2 = await group(carol, [alice, bob], at(10_200), "Left");
+        await change(g2, carol, { remove: [alice.userId] }, { sentAt: at(10_300) }); // 2
+        const ad = await direct(alice, dave);
+        await store.messages.append(message(ad, dave, { sentAt: at(10_400) }));
+        await store.messages.append(message(g1, bob, { sentAt: at(10_500) })); // 2
+        await store.messages.append(message(g1, alice, { sentAt: at(10_600) })); // 3
+        // After alice left: not hers to see, and it does not move her row.
+        await store.messages.append(message(g2, carol, { sentAt: at(10_900) })); // 3
+        await change(g2, carol, { title: "Renamed" }, { sentAt: at(11_000) }); // 4
+
+        const row = (conversationId: string, visibleLastSeq: bigint, readSeq: bigint, lastActivityAt: Date, leftSeq?: bigint): InboxRow => ({
+          conversation: expect.objectContaining({ conversationId }) as ConversationRecord,
+          visibleLastSeq,
+          readSeq,
+          lastActivityAt,
+          ...(leftSeq === undefined ? {} : { leftSeq }),
+        });
+        const expected = [
+          row(g1, 3n, 3n, at(10_600)),
+          row(ad, 1n, 0n, at(10_400)),
+          row(g2, 2n, 1n, at(10_300), 2n),
+          row(ae, 1n, 0n, at(10_050)),
+          row(ac, 0n, 0n, at(0)),
+          row(ab, 0n, 0n, at(0)),
+        ];
+        const inbox = await store.conversations.listInbox(alice.userId, { limit: 100 });
+        expect(inbox).toEqual(expected);
+        expect(inbox.map((r) => r.leftSeq)).toEqual([undefined, undefined, 2n, undefined, undefined, undefined]);
+        expect(inbox[0].conversation).toEqual(await store.conversations.getConversation(g1));
+        expect(inbox[2].conversation).toEqual(await store.conversations.getConversation(g2));
+        expect(inbox[4].conversation).toEqual({ conversationId: ac, kind: "direct", title: "", createdAt: at(0), lastSeq: 0n });
+
+        for (const limit of [1, 2, 4]) {
+          const pages: InboxRow[][] = [];
+          let after: { lastActivityAt: Date; conversationId: string } | undefined;
+          for (;;) {
+            const page = await store.conversations.listInbox(alice.userId, { limit, after });
+            if (page.length === 0) break;
+            expect(page.length).toBeLessThanOrEqual(limit);
+            pages.push(page);
+            const last = page[page.length - 1];
+            after = { lastActivityAt: last.lastActivityAt, conversationId: last.conversation.conversationId };
+            expect(pages.length).toBeLessThanOrEqual(6);
+          }
+          expect(pages.flat()).toEqual(expected);
+        }
+
+        // Reading moves readSeq; a new message moves the row to the top.
+        await store.receipts.markRead(ad, alice.userId, 1n, at(12_000));
+        await store.messages.append(message(ab, bob, { sentAt: at(12_100) }));
+        const top = await store.conversations.listInbox(alice.userId, { limit: 3 });
+        expect(top).toEqual([row(ab, 1n, 0n, at(12_100)), row(g1, 3n, 3n, at(10_600)), row(ad, 1n, 1n, at(10_400))]);
+
+        expect(await store.conversations.listInbox(carol.userId, { limit: 10 })).toEqual([row(g2, 4n, 4n, at(11_000)), row(ac, 0n, 0n, at(0))]);
+        expect(await store.conversations.listInbox(unique("u_nobody"), { limit: 10 })).toEqual([]);
+      });
+    });
+
     describe("accounts", () => {
       it("creates users with unique usernames and finds them", async () => {
         const alice = user("alice");
@@ -422,11 +904,15 @@ export function describeStoreContract(
       it("completes the appends still pending, then refuses new ones", async () => {
         const [alice, bob] = await users("alice", "bob");
         const ab = await direct(alice, bob);
+        const g = await group(alice, [bob]);
         const pending = Array.from({ length: 20 }, () => store.messages.append(message(ab, alice)));
+        const pendingChange = change(g, alice, { title: "at close" });
         await close(store);
         const results = await Promise.all(pending);
         expect(seqs(results.map((r) => r.message)).sort((a, b) => (a < b ? -1 : 1))).toEqual(range(1, 20));
+        expect((await pendingChange).seq).toBe(2n);
         await expect(store.messages.append(message(ab, alice))).rejects.toBeInstanceOf(Error);
+        await expect(change(g, alice, { title: "after close" })).rejects.toBeInstanceOf(Error);
       });
 
       it("keeps everything across close and reopen", async () => {
@@ -461,6 +947,70 @@ export function describeStoreContract(
         // The sequencer and the idempotency keys survive too.
         expect((await store.messages.append(message(ab, bob))).message.seq).toBe(32n);
         expect(await store.messages.append(message(ab, alice, { clientMsgId: "at-close-01" }))).toEqual({ message: last.message, duplicate: true });
+      });
+
+      it("keeps groups, memberships, watermarks, receipts and the inbox across close and reopen", async () => {
+        const [alice, bob, carol, dave] = await users("alice", "bob", "carol", "dave");
+        const g = await group(alice, [bob, carol], at(1_000), "Durable"); // 1
+        await change(g, alice, { roles: [{ userId: bob.userId, role: "admin" }] }, { sentAt: at(2_000) }); // 2
+        await store.messages.append(message(g, bob, { sentAt: at(3_000) })); // 3
+        await change(g, bob, { remove: [carol.userId] }, { sentAt: at(4_000) }); // 4
+        await store.messages.append(message(g, alice, { sentAt: at(5_000) })); // 5
+        expect(await store.receipts.markRead(g, bob.userId, 5n, at(5_500))).toEqual({ seq: 5n, moved: true });
+        await store.receipts.markDelivered(g, bob.userId, "dev_phone", 5n, at(5_600));
+        await store.receipts.markDelivered(g, alice.userId, "dev_laptop", 4n, at(5_700));
+        // Left pending on purpose: close() must finish it before the data is reopened.
+        const pending = change(g, alice, { add: [{ userId: dave.userId, role: "member" }], title: "Still durable" }, { sentAt: at(6_000) });
+
+        await reopen();
+        const added = await pending;
+        expect(added.seq).toBe(6n);
+
+        expect(await store.conversations.getConversation(g)).toEqual({ conversationId: g, kind: "group", title: "Still durable", createdAt: at(1_000), lastSeq: 6n });
+        expect(seqs(await readAll(g))).toEqual(range(1, 6));
+        expect((await readAll(g))[5]).toEqual(added);
+        expect(await store.conversations.listMembers(g)).toEqual([
+          ...byUserId([member(g, alice, "owner", 1n, at(1_000)), member(g, bob, "admin", 1n, at(1_000))]),
+          member(g, dave, "member", 6n, at(6_000)),
+        ]);
+        expect(await store.conversations.getMember(g, carol.userId)).toEqual({ ...member(g, carol, "member", 1n, at(1_000)), leftSeq: 4n });
+        expect(await store.conversations.isMember(g, carol.userId)).toBe(false);
+        expect(await store.conversations.listGroups(carol.userId)).toEqual([]);
+        expect((await store.conversations.listGroups(dave.userId)).map((c) => c.conversationId)).toEqual([g]);
+        expect(await store.conversations.listHeads(carol.userId)).toEqual([{ conversationId: g, lastSeq: 4n }]);
+
+        expect(await store.receipts.readSeq(g, alice.userId)).toBe(6n);
+        expect(await store.receipts.readSeq(g, bob.userId)).toBe(5n);
+        expect(await store.receipts.readSeq(g, carol.userId)).toBe(1n);
+        expect(await store.receipts.readSeq(g, dave.userId)).toBe(6n);
+        expect(byUserId(await store.receipts.readersOf(g, 3n))).toEqual(
+          byUserId([
+            { userId: alice.userId, seq: 5n, at: at(5_000) },
+            { userId: bob.userId, seq: 3n, at: at(3_000) },
+            { userId: dave.userId, seq: 6n, at: at(6_000) },
+          ]),
+        );
+        expect(byUserId(await store.receipts.deliveryCursors(g))).toEqual(
+          byUserId([
+            { userId: alice.userId, deviceId: "dev_laptop", seq: 4n, at: at(5_700) },
+            { userId: bob.userId, deviceId: "dev_phone", seq: 5n, at: at(5_600) },
+          ]),
+        );
+        expect(await store.receipts.markDelivered(g, bob.userId, "dev_phone", 4n, at(7_000))).toEqual({ seq: 5n, moved: false });
+        expect(await store.receipts.markRead(g, bob.userId, 4n, at(7_000))).toEqual({ seq: 5n, moved: false });
+        expect(await store.receipts.sendersBetween(g, 0n, 6n)).toEqual(expect.arrayContaining([alice.userId, bob.userId]));
+        expect(await store.receipts.sendersBetween(g, 0n, 6n)).toHaveLength(2);
+
+        expect(await store.conversations.listInbox(carol.userId, { limit: 10 })).toEqual([
+          { conversation: expect.objectContaining({ conversationId: g }), visibleLastSeq: 4n, readSeq: 1n, lastActivityAt: at(4_000), leftSeq: 4n },
+        ]);
+        expect(await store.conversations.listInbox(bob.userId, { limit: 10 })).toEqual([
+          { conversation: await store.conversations.getConversation(g), visibleLastSeq: 6n, readSeq: 5n, lastActivityAt: at(6_000) },
+        ]);
+
+        // The seq goes on after the reopen, through appends and changes alike.
+        expect((await change(g, bob, { remove: [dave.userId] })).seq).toBe(7n);
+        expect((await store.messages.append(message(g, bob))).message.seq).toBe(8n);
       });
     });
   });

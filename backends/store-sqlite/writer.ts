@@ -1,0 +1,68 @@
+import Database from "better-sqlite3";
+import { GroupFullError } from "../../services/ports/index.js";
+import { createGroupCommit, type Outcome } from "./group-commit.js";
+import { UnknownConversationError } from "./log.js";
+
+/** Larger than any burst one process sees per tick, small enough that a flush stays in the milliseconds. */
+export const DEFAULT_MAX_BATCH = 1_000;
+
+/**
+ * The one queue every write that takes a seq goes through (appends, group creation, membership
+ * changes), so they are sequenced in call order and share the fsync of their batch.
+ */
+export interface SqliteWriter {
+  /**
+   * Runs `write` inside the next group-commit transaction, under its own SAVEPOINT, and resolves with
+   * what it returned once that transaction has committed. If `write` throws an error of its own (see
+   * isItemError) only its changes are undone and only its promise rejects.
+   */
+  submit<T>(write: () => T): Promise<T>;
+  /** Commits what is queued; later submits reject. */
+  close(): void;
+}
+
+type Write = () => unknown;
+
+export function createSqliteWriter(db: Database.Database, maxBatch = DEFAULT_MAX_BATCH): SqliteWriter {
+  // Nested inside the batch's transaction this runs under a SAVEPOINT: an item that fails after its
+  // seq was taken (a constraint on the insert, a group over its cap) is undone alone, leaving no gap
+  // and the rest intact.
+  const runAtomically = db.transaction((write: Write) => write());
+
+  const commitBatch = db.transaction((writes: readonly Write[]): Outcome<unknown>[] =>
+    writes.map((write) => {
+      try {
+        return { ok: true, value: runAtomically(write) };
+      } catch (error) {
+        // Only errors that belong to this item are confined to it. Anything else (I/O, disk full,
+        // busy) may have ended the transaction; rethrowing fails the whole batch rather than let
+        // the following items run outside it.
+        if (!db.inTransaction || !isItemError(error)) throw error;
+        return { ok: false, error };
+      }
+    }),
+  );
+
+  const group = createGroupCommit<Write, unknown>({
+    // IMMEDIATE takes the write lock up front, so contention waits on busy_timeout instead of
+    // failing when the transaction upgrades from read to write.
+    commit: (writes) => commitBatch.immediate(writes),
+    maxBatch,
+    closedError: () => new Error("the store is closed"),
+  });
+
+  return {
+    submit<T>(write: () => T) {
+      return group.submit(write) as Promise<T>;
+    },
+    close: () => group.close(),
+  };
+}
+
+function isItemError(error: unknown): boolean {
+  if (error instanceof UnknownConversationError || error instanceof GroupFullError) return true;
+  // A constraint names this row's values (a reused message id, a missing field); a TypeError or
+  // RangeError is a value better-sqlite3 could not bind, or an argument the engine refused.
+  if (error instanceof Database.SqliteError) return error.code.startsWith("SQLITE_CONSTRAINT");
+  return error instanceof TypeError || error instanceof RangeError;
+}
