@@ -1,14 +1,23 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AccountsService } from "../gen/chat/v1/accounts_pb.js";
+import { GroupsService } from "../gen/chat/v1/groups_pb.js";
 import { MessagingService } from "../gen/chat/v1/messaging_pb.js";
+import { PresenceService } from "../gen/chat/v1/presence_pb.js";
+import { SyncService } from "../gen/chat/v1/sync_pb.js";
 import { createAccessTokenSigner, createAccountsService } from "../services/accounts/index.js";
-import { createMessagingService } from "../services/messaging/index.js";
+import { createGroupsService } from "../services/groups/index.js";
+import { createMessagingService, createTypingNotifier } from "../services/messaging/index.js";
+import { createPresenceService } from "../services/presence/index.js";
+import { createSyncService } from "../services/sync/index.js";
 import { bearerAuthenticator } from "./authenticate.js";
-import { openBus, openStore } from "./backends.js";
+import { openBus, openPresence, openStore } from "./backends.js";
 import type { GatewayConfig } from "./config.js";
 import { mapErrors } from "./connect-errors.js";
 import { accountsHandlers } from "./handlers/accounts-handlers.js";
+import { groupsHandlers } from "./handlers/groups-handlers.js";
 import { messagingHandlers } from "./handlers/messaging-handlers.js";
+import { presenceHandlers } from "./handlers/presence-handlers.js";
+import { syncHandlers } from "./handlers/sync-handlers.js";
 import { createHealthService, registerHealth, ServingStatus } from "./health.js";
 import { createHttpHandler } from "./http-handler.js";
 import { listen } from "./listener.js";
@@ -27,6 +36,7 @@ export interface ChatServer {
 export async function startChatServer(config: GatewayConfig, logger: Logger): Promise<ChatServer> {
   const store = await openStore(config.storeUrl);
   const bus = await openBus(config.busUrl);
+  const presenceRegistry = await openPresence(config.presenceUrl, config.presenceTimeoutMs);
   const tokens = createAccessTokenSigner(resolveTokenSecret(config.tokenSecret, config.dataDir), config.accessTokenTtlSeconds);
   const accounts = createAccountsService({
     store: store.accounts,
@@ -36,10 +46,14 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
   });
   const messaging = createMessagingService({ accounts: store.accounts, conversations: store.conversations, messages: store.messages, bus });
+  const sync = createSyncService({ conversations: store.conversations, messages: store.messages, receipts: store.receipts, messaging, bus });
+  const groups = createGroupsService({ accounts: store.accounts, conversations: store.conversations, bus, maxMembers: config.groupMaxMembers });
+  const typing = createTypingNotifier({ conversations: store.conversations, bus, throttleMs: config.typingThrottleMs, ttlMs: config.typingTtlMs });
+  const presence = createPresenceService(presenceRegistry);
   const authenticate = bearerAuthenticator(accounts);
   const draining = new AbortController();
   let ready = false;
-  const servedServices = [AccountsService, MessagingService];
+  const servedServices = [AccountsService, MessagingService, SyncService, GroupsService, PresenceService];
   const health = createHealthService({
     services: servedServices.map((service) => service.typeName),
     initialStatus: ServingStatus.NOT_SERVING,
@@ -53,6 +67,10 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
       mapErrors(
         MessagingService.typeName,
         messagingHandlers(messaging, authenticate, {
+          messaging,
+          sync,
+          typing,
+          presence: presenceRegistry,
           bus,
           helloTimeoutMs: config.helloTimeoutMs,
           heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -65,6 +83,9 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
         logger,
       ),
     );
+    router.service(SyncService, mapErrors(SyncService.typeName, syncHandlers(sync, authenticate), logger));
+    router.service(GroupsService, mapErrors(GroupsService.typeName, groupsHandlers(groups, authenticate), logger));
+    router.service(PresenceService, mapErrors(PresenceService.typeName, presenceHandlers(presence, authenticate), logger));
     registerHealth(router, health);
     registerReflection(router, servedServices);
   };
@@ -98,6 +119,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
         listener.destroyAll();
         await closed;
         await bus.close();
+        await presenceRegistry.close();
         await store.close();
         logger.info({ event: "stopped" }, "chat gateway stopped");
       })();

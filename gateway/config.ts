@@ -12,6 +12,8 @@ export interface GatewayConfig {
   readonly storeUrl: string;
   /** `memory:` (embedded default). */
   readonly busUrl: string;
+  /** `memory:` (embedded default). */
+  readonly presenceUrl: string;
   /** Empty: generated once and kept in `<dataDir>/token-secret`. */
   readonly tokenSecret: string;
   readonly accessTokenTtlSeconds: number;
@@ -25,6 +27,10 @@ export interface GatewayConfig {
   readonly outboundLimit: number;
   readonly maxRequestBytes: number;
   readonly drainTimeoutMs: number;
+  readonly groupMaxMembers: number;
+  readonly presenceTimeoutMs: number;
+  readonly typingThrottleMs: number;
+  readonly typingTtlMs: number;
 }
 
 interface Setting<K extends keyof GatewayConfig> {
@@ -52,6 +58,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "dataDir", env: "CHAT_DATA_DIR", help: "directory of the embedded store and generated secrets", fallback: () => resolve("data"), parse: (raw) => resolve(raw), accepted: "a directory path" },
   { key: "storeUrl", env: "CHAT_STORE", help: "message/account store", fallback: (c) => `sqlite:${resolve(c.dataDir ?? "data", "chat.db")}`, parse: (raw) => (raw.startsWith("sqlite:") ? raw : undefined), accepted: "sqlite:<file path>" },
   { key: "busUrl", env: "CHAT_BUS", help: "event bus between gateways", fallback: () => "memory:", parse: oneOf("memory:"), accepted: "memory:" },
+  { key: "presenceUrl", env: "CHAT_PRESENCE", help: "presence and session registry", fallback: () => "memory:", parse: oneOf("memory:"), accepted: "memory:" },
   { key: "tokenSecret", env: "CHAT_TOKEN_SECRET", help: "HMAC key for access tokens (at least 32 characters); empty: generated and kept in the data directory", fallback: () => "", parse: (raw) => (raw === "" || raw.length >= 32 ? raw : undefined), accepted: "empty, or at least 32 characters" },
   { key: "accessTokenTtlSeconds", env: "CHAT_ACCESS_TOKEN_TTL_SECONDS", help: "lifetime of an access token", fallback: () => 900, parse: integer(1, 86_400), accepted: "an integer 1-86400" },
   { key: "refreshTokenTtlSeconds", env: "CHAT_REFRESH_TOKEN_TTL_SECONDS", help: "lifetime of a refresh token", fallback: () => 30 * 86_400, parse: integer(60, 365 * 86_400), accepted: "an integer 60-31536000" },
@@ -64,6 +71,10 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "outboundLimit", env: "CHAT_OUTBOUND_LIMIT", help: "frames that may wait for one slow device before its stream is ended", fallback: () => 10_000, parse: integer(10, 1_000_000), accepted: "an integer 10-1000000" },
   { key: "maxRequestBytes", env: "CHAT_MAX_REQUEST_BYTES", help: "largest request message accepted", fallback: () => 1024 * 1024, parse: integer(1024, 64 * 1024 * 1024), accepted: "an integer 1024-67108864" },
   { key: "drainTimeoutMs", env: "CHAT_DRAIN_TIMEOUT_MS", help: "how long a stopping gateway waits for clients to leave", fallback: () => 5_000, parse: integer(0, 600_000), accepted: "an integer 0-600000" },
+  { key: "groupMaxMembers", env: "CHAT_GROUP_MAX_MEMBERS", help: "members per group, creator included", fallback: () => 100, parse: integer(2, 100_000), accepted: "an integer 2-100000" },
+  { key: "presenceTimeoutMs", env: "CHAT_PRESENCE_TIMEOUT_MS", help: "a user is offline when no device has sent a heartbeat for this long", fallback: () => 30_000, parse: integer(100, 3_600_000), accepted: "an integer 100-3600000" },
+  { key: "typingThrottleMs", env: "CHAT_TYPING_THROTTLE_MS", help: "at most one typing indicator per user and conversation in this window", fallback: () => 2_000, parse: integer(0, 60_000), accepted: "an integer 0-60000" },
+  { key: "typingTtlMs", env: "CHAT_TYPING_TTL_MS", help: "a typing indicator disappears after this long without a refresh", fallback: () => 6_000, parse: integer(100, 60_000), accepted: "an integer 100-60000" },
 ];
 
 export class ConfigError extends Error {

@@ -3,7 +3,10 @@ import { createClient, type Client, type Interceptor, type Transport } from "@co
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { randomUUID } from "node:crypto";
 import { AccountsService, type Session } from "../../gen/chat/v1/accounts_pb.js";
+import { GroupsService } from "../../gen/chat/v1/groups_pb.js";
 import { MessagingService, StreamRequestSchema, type StreamRequest } from "../../gen/chat/v1/messaging_pb.js";
+import { PresenceService } from "../../gen/chat/v1/presence_pb.js";
+import { SyncService } from "../../gen/chat/v1/sync_pb.js";
 import { DeviceStream, type DeviceStreamOptions } from "./device-stream.js";
 
 export type Protocol = "connect" | "grpc" | "grpc-web";
@@ -23,12 +26,18 @@ export interface ChatClientOptions {
 export class ChatClient {
   readonly accounts: Client<typeof AccountsService>;
   readonly messaging: Client<typeof MessagingService>;
+  readonly groups: Client<typeof GroupsService>;
+  readonly sync: Client<typeof SyncService>;
+  readonly presence: Client<typeof PresenceService>;
   private currentSession: Session | undefined;
 
   constructor(readonly options: ChatClientOptions) {
     const transport = createTransport(options, this.authorize);
     this.accounts = createClient(AccountsService, transport);
     this.messaging = createClient(MessagingService, transport);
+    this.groups = createClient(GroupsService, transport);
+    this.sync = createClient(SyncService, transport);
+    this.presence = createClient(PresenceService, transport);
   }
 
   get session(): Session {

@@ -1,11 +1,15 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { randomUUID } from "node:crypto";
 import {
   StreamRequestSchema,
+  type ConversationEvent,
+  type PresenceEvent,
+  type Receipt,
   type SendMessageResponse,
   type StreamRequest,
   type StreamResponse,
   type StreamResponse_Ready,
+  type TypingEvent,
 } from "../../gen/chat/v1/messaging_pb.js";
 import type { Status } from "../../gen/chat/v1/errors_pb.js";
 import type { Message } from "../../gen/chat/v1/types_pb.js";
@@ -19,6 +23,10 @@ export interface DeviceStreamOptions {
 export type DeviceEvent =
   | { readonly kind: "message"; readonly message: Message }
   | { readonly kind: "caught-up" }
+  | { readonly kind: "receipt"; readonly receipt: Receipt }
+  | { readonly kind: "typing"; readonly typing: TypingEvent }
+  | { readonly kind: "presence"; readonly presence: PresenceEvent }
+  | { readonly kind: "conversation"; readonly conversation: ConversationEvent }
   | { readonly kind: "frame"; readonly frame: StreamResponse };
 
 /** A send the server refused, with its code and machine-readable reason. */
@@ -85,6 +93,18 @@ export class DeviceStream implements AsyncIterable<DeviceEvent> {
           case "caughtUp":
             this.events.push({ kind: "caught-up" });
             break;
+          case "receipt":
+            this.events.push({ kind: "receipt", receipt: frame.value });
+            break;
+          case "typing":
+            this.events.push({ kind: "typing", typing: frame.value });
+            break;
+          case "presence":
+            this.events.push({ kind: "presence", presence: frame.value });
+            break;
+          case "conversation":
+            this.events.push({ kind: "conversation", conversation: frame.value });
+            break;
           case "ack":
             this.settle(frame.value.message!.clientMsgId, (p) => p.resolve(frame.value));
             break;
@@ -129,9 +149,46 @@ export class DeviceStream implements AsyncIterable<DeviceEvent> {
     });
   }
 
-  /** Sends a raw frame (heartbeats and the frames later server versions serve). */
-  sendFrame(frame: StreamRequest["frame"]): boolean {
+  /** Sends a raw frame. */
+  sendFrame(frame: MessageInitShape<typeof StreamRequestSchema>["frame"]): boolean {
     return this.outgoing.push(create(StreamRequestSchema, { frame }));
+  }
+
+  /** The user has read up to seq: all the user's devices and the senders hear of it. */
+  markRead(conversationId: string, seq: bigint): boolean {
+    return this.sendFrame({ case: "read", value: { conversationId, seq } });
+  }
+
+  /** This device has everything up to seq. */
+  markDelivered(conversationId: string, seq: bigint): boolean {
+    return this.sendFrame({ case: "delivered", value: { conversationId, seq } });
+  }
+
+  typing(conversationId: string, typing: boolean): boolean {
+    return this.sendFrame({ case: "typing", value: { conversationId, typing } });
+  }
+
+  heartbeat(): boolean {
+    return this.sendFrame({ case: "heartbeat", value: {} });
+  }
+
+  /** Replaces the set of users whose presence this device follows (those on screen). */
+  watchPresence(userIds: readonly string[]): boolean {
+    return this.sendFrame({ case: "watchPresence", value: { userIds: [...userIds] } });
+  }
+
+  /** Waits for the next event of this kind (others are skipped). */
+  async next<K extends DeviceEvent["kind"]>(kind: K, timeoutMs = 10_000): Promise<Extract<DeviceEvent, { kind: K }>> {
+    const timer = setTimeout(() => this.events.end(new Error(`timed out after ${timeoutMs} ms waiting for a ${kind} event`)), timeoutMs);
+    try {
+      for (;;) {
+        const next = await this.events.next();
+        if (next.done) throw new Error(`the stream ended while waiting for a ${kind} event`);
+        if (next.value.kind === kind) return next.value as Extract<DeviceEvent, { kind: K }>;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Half-closes: the server ends the stream after answering what it has. */

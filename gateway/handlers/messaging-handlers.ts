@@ -6,12 +6,12 @@ import type { Authenticate } from "../authenticate.js";
 export function messagingHandlers(
   messaging: MessagingService,
   authenticate: Authenticate,
-  session: Omit<DeviceSessionOptions, "messaging">,
+  session: DeviceSessionOptions,
 ): ServiceImpl<typeof MessagingServiceDesc> {
   return {
     async *stream(requests, context) {
       const principal = await authenticate(context);
-      yield* runDeviceSession({ ...session, messaging }, principal, requests, context.signal);
+      yield* runDeviceSession(session, principal, requests, context.signal);
     },
     async sendMessage(request, context) {
       return messaging.send(await authenticate(context), request);

@@ -1,18 +1,25 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
-import type { StreamRequest, StreamRequest_Hello, StreamResponseSchema } from "../../gen/chat/v1/messaging_pb.js";
+import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
+import { ConversationChange, ReceiptKind, type StreamRequest, type StreamRequest_Hello, type StreamResponseSchema } from "../../gen/chat/v1/messaging_pb.js";
 import type { Principal } from "../accounts/index.js";
 import { ChatError, ErrorReason, invalidArgument } from "../errors.js";
 import { AsyncQueue } from "../lib/async-queue.js";
-import { BusOverflowError, type BusEvent, type EventBus, type StoredMessage } from "../ports/index.js";
+import { BusOverflowError, type BusEvent, type EventBus, type PresenceRegistry, type PresenceState, type PresenceWatch, type StoredMessage } from "../ports/index.js";
+import { checkPresenceUsers, toPresenceView } from "../presence/index.js";
+import type { SyncService } from "../sync/index.js";
+import { toConversationView } from "./conversation-view.js";
 import { statusOf } from "./frame-status.js";
 import { toMessageView } from "./message-view.js";
-import type { MessagingService } from "./messaging-service.js";
+import type { MessagingService, VisibleRange } from "./messaging-service.js";
+import type { TypingNotifier } from "./typing.js";
 
 export type ServerFrame = MessageInitShape<typeof StreamResponseSchema>;
 
 export interface DeviceSessionOptions {
   readonly messaging: MessagingService;
+  readonly sync: SyncService;
+  readonly typing: TypingNotifier;
+  readonly presence: PresenceRegistry;
   readonly bus: EventBus;
   /** How long the client may take to send `hello`. */
   readonly helloTimeoutMs: number;
@@ -27,7 +34,13 @@ export interface DeviceSessionOptions {
   readonly reconnectAfterMs?: number;
 }
 
-type Work = { readonly bus: BusEvent } | { readonly reply: ServerFrame } | { readonly end: true };
+type Work =
+  | { readonly bus: BusEvent }
+  | { readonly presence: PresenceState }
+  | { readonly reply: ServerFrame }
+  | { readonly end: true };
+
+const CHANGES = { joined: ConversationChange.JOINED, left: ConversationChange.LEFT, updated: ConversationChange.UPDATED } as const;
 
 const slowConsumer = (limit: number) =>
   new ChatError(
@@ -41,7 +54,7 @@ const slowConsumer = (limit: number) =>
  * own frames. Live events are taken from the bus *before* the store is read, and each conversation's
  * delivered seq is tracked, so the switch from catch-up to live has no gap and no duplicate: an event
  * at or below the delivered seq is dropped, one beyond the next expected seq is preceded by the
- * missing range read from the store.
+ * missing range read from the store (cut to what the member may see).
  */
 export async function* runDeviceSession(
   options: DeviceSessionOptions,
@@ -49,13 +62,15 @@ export async function* runDeviceSession(
   requests: AsyncIterable<StreamRequest>,
   signal: AbortSignal,
 ): AsyncGenerator<ServerFrame> {
-  const { messaging, bus } = options;
+  const { messaging, bus, presence } = options;
   const inbound = requests[Symbol.asyncIterator]();
   const hello = await firstFrame(inbound, options.helloTimeoutMs, signal);
 
   const subscription = bus.subscribe(principal.userId, { bufferLimit: options.outboundLimit });
   const work = new AsyncQueue<Work>(options.outboundLimit, () => slowConsumer(options.outboundLimit));
   const delivered = new Map<string, bigint>();
+  let presenceWatch: PresenceWatch | undefined;
+  let closedByClient = false;
   const onAbort = () => work.end();
   signal.addEventListener("abort", onAbort, { once: true });
   const onShutdown = () => {
@@ -64,6 +79,7 @@ export async function* runDeviceSession(
   };
 
   try {
+    await presence.heartbeat(principal.userId, principal.deviceId);
     const heads = await messaging.heads(principal.userId);
     yield {
       frame: {
@@ -78,13 +94,12 @@ export async function* runDeviceSession(
       },
     };
 
-    const resume = hello.resume;
-    if (resume) {
-      const cursors = readCursors(resume.cursors, options.maxResumeCursors);
+    if (hello.resume) {
+      const cursors = readCursors(hello.resume.cursors, options.maxResumeCursors);
       for (const head of heads) {
-        const from = cursors.get(head.conversationId) ?? 0n;
-        delivered.set(head.conversationId, from);
-        if (head.lastSeq > from) yield* catchUp(head.conversationId, undefined);
+        const from = cursors.get(head.conversationId);
+        if (from !== undefined) delivered.set(head.conversationId, from);
+        if (head.lastSeq > (from ?? 0n)) yield* catchUp(head.conversationId, head.lastSeq + 1n);
       }
       yield { frame: { case: "caughtUp", value: {} } };
     } else {
@@ -97,40 +112,89 @@ export async function* runDeviceSession(
     else options.shutdown?.addEventListener("abort", onShutdown, { once: true });
 
     for await (const item of work) {
-      if ("reply" in item) {
-        yield item.reply;
-      } else if ("end" in item) {
-        return;
-      } else if (item.bus.kind === "message") {
-        yield* deliverLive(item.bus.message);
-      } else if (item.bus.kind === "device-revoked" && item.bus.deviceId === principal.deviceId) {
-        throw new ChatError("unauthenticated", ErrorReason.DEVICE_REVOKED, "this device has logged out; log in again");
-      }
+      if ("reply" in item) yield item.reply;
+      else if ("end" in item) return;
+      else if ("presence" in item) yield { frame: { case: "presence", value: toPresenceView(item.presence) } };
+      else yield* deliverLive(item.bus);
     }
   } finally {
     signal.removeEventListener("abort", onAbort);
     options.shutdown?.removeEventListener("abort", onShutdown);
     subscription.close();
+    presenceWatch?.close();
     work.end();
+    // A device that said goodbye goes offline now; one that vanished keeps the user online until its
+    // heartbeat times out, so a dropped connection that comes straight back does not flicker.
+    if (closedByClient) await presence.disconnect(principal.userId, principal.deviceId);
   }
 
-  /** Sends the stored messages after the delivered seq (and before `beforeSeq` when given). */
-  async function* catchUp(conversationId: string, beforeSeq: bigint | undefined): AsyncGenerator<ServerFrame> {
+  /** Sends the stored messages after the delivered seq and before `beforeSeq`, as far as the member may see. */
+  async function* catchUp(conversationId: string, beforeSeq: bigint): AsyncGenerator<ServerFrame> {
+    let range: VisibleRange;
+    try {
+      range = await messaging.visibleRange(conversationId, principal.userId);
+    } catch {
+      return;
+    }
     for (;;) {
       const after = delivered.get(conversationId) ?? 0n;
-      const page = await messaging.readAfter(conversationId, after, beforeSeq, options.catchUpPageSize);
+      const page = await messaging.readVisible(conversationId, range, after, beforeSeq, options.catchUpPageSize);
       for (const message of page) {
         delivered.set(conversationId, message.seq);
         yield { frame: { case: "message", value: toMessageView(message) } };
       }
-      if (page.length < options.catchUpPageSize) return;
+      if (page.length < options.catchUpPageSize) {
+        // Nothing visible below beforeSeq is left: the next live message follows on directly.
+        if (beforeSeq - 1n > (delivered.get(conversationId) ?? 0n)) delivered.set(conversationId, beforeSeq - 1n);
+        return;
+      }
     }
   }
 
-  async function* deliverLive(message: StoredMessage): AsyncGenerator<ServerFrame> {
-    const last = delivered.get(message.conversationId) ?? 0n;
-    if (message.seq <= last) return;
-    if (message.seq > last + 1n) yield* catchUp(message.conversationId, message.seq);
+  async function* deliverLive(event: BusEvent): AsyncGenerator<ServerFrame> {
+    switch (event.kind) {
+      case "message":
+        yield* deliverMessage(event.message);
+        return;
+      case "receipt": {
+        const { receipt } = event;
+        yield {
+          frame: {
+            case: "receipt",
+            value: {
+              conversationId: receipt.conversationId,
+              userId: receipt.userId,
+              deviceId: receipt.deviceId,
+              kind: receipt.kind === "read" ? ReceiptKind.READ : ReceiptKind.DELIVERED,
+              seq: receipt.seq,
+              at: timestampFromDate(receipt.at),
+            },
+          },
+        };
+        return;
+      }
+      case "typing":
+        yield {
+          frame: {
+            case: "typing",
+            value: { conversationId: event.conversationId, userId: event.userId, typing: event.typing, expiresAt: timestampFromDate(event.expiresAt) },
+          },
+        };
+        return;
+      case "conversation":
+        yield { frame: { case: "conversation", value: { change: CHANGES[event.change], conversation: toConversationView(event.conversation, []) } } };
+        return;
+      case "device-revoked":
+        if (event.deviceId === principal.deviceId) {
+          throw new ChatError("unauthenticated", ErrorReason.DEVICE_REVOKED, "this device has logged out; log in again");
+        }
+    }
+  }
+
+  async function* deliverMessage(message: StoredMessage): AsyncGenerator<ServerFrame> {
+    const last = delivered.get(message.conversationId);
+    if (last !== undefined && message.seq <= last) return;
+    if (last === undefined || message.seq > last + 1n) yield* catchUp(message.conversationId, message.seq);
     delivered.set(message.conversationId, message.seq);
     yield { frame: { case: "message", value: toMessageView(message) } };
   }
@@ -147,6 +211,14 @@ export async function* runDeviceSession(
     }
   }
 
+  async function pumpPresence(watch: PresenceWatch): Promise<void> {
+    try {
+      for await (const state of watch) if (!work.push({ presence: state })) return;
+    } catch {
+      work.end(slowConsumer(options.outboundLimit));
+    }
+  }
+
   async function pumpInbound(): Promise<void> {
     try {
       for (;;) {
@@ -156,6 +228,7 @@ export async function* runDeviceSession(
         if (reply && !work.push({ reply })) return;
       }
       // The client closed its side: it is done with this stream.
+      closedByClient = true;
       work.push({ end: true });
     } catch (error) {
       work.end(error instanceof Error ? error : new Error(String(error)));
@@ -164,38 +237,51 @@ export async function* runDeviceSession(
 
   async function answer(request: StreamRequest): Promise<ServerFrame | undefined> {
     const frame = request.frame;
-    switch (frame.case) {
-      case "send":
-        try {
-          const result = await messaging.send(principal, {
-            clientMsgId: frame.value.clientMsgId,
-            to: frame.value.to,
-            text: frame.value.text,
-          });
-          return { frame: { case: "ack", value: result } };
-        } catch (error) {
-          return { frame: { case: "rejected", value: { clientMsgId: frame.value.clientMsgId, frame: "send", status: statusOf(error) } } };
+    try {
+      switch (frame.case) {
+        case "send": {
+          try {
+            const result = await messaging.send(principal, { clientMsgId: frame.value.clientMsgId, to: frame.value.to, text: frame.value.text });
+            return { frame: { case: "ack", value: result } };
+          } catch (error) {
+            return { frame: { case: "rejected", value: { clientMsgId: frame.value.clientMsgId, frame: "send", status: statusOf(error) } } };
+          }
         }
-      case "heartbeat":
-        return { frame: { case: "heartbeatAck", value: {} } };
-      case "hello":
-        return rejected("hello", invalidArgument(ErrorReason.MALFORMED_FRAME, "hello may only be the first frame", "hello"));
-      case "delivered":
-      case "read":
-      case "typing":
-      case "watchPresence":
-        return rejected(
-          frame.case,
-          new ChatError("unimplemented", ErrorReason.NOT_IMPLEMENTED, `the ${frame.case} frame is not served by this server version yet`),
-        );
-      default:
-        return rejected("", invalidArgument(ErrorReason.MALFORMED_FRAME, "the frame has no content: set one of the frame fields", "frame"));
+        case "heartbeat":
+          await presence.heartbeat(principal.userId, principal.deviceId);
+          return { frame: { case: "heartbeatAck", value: {} } };
+        case "delivered":
+          await options.sync.markDelivered(principal, frame.value.conversationId, frame.value.seq);
+          return undefined;
+        case "read":
+          await options.sync.markRead(principal, frame.value.conversationId, frame.value.seq);
+          return undefined;
+        case "typing":
+          await options.typing.notify(principal, frame.value.conversationId, frame.value.typing);
+          return undefined;
+        case "watchPresence":
+          return await watchPresence(frame.value.userIds);
+        case "hello":
+          throw invalidArgument(ErrorReason.MALFORMED_FRAME, "hello may only be the first frame", "hello");
+        default:
+          throw invalidArgument(ErrorReason.MALFORMED_FRAME, "the frame has no content: set one of the frame fields", "frame");
+      }
+    } catch (error) {
+      return { frame: { case: "rejected", value: { frame: frame.case ?? "", status: statusOf(error) } } };
     }
   }
-}
 
-function rejected(frame: string, error: ChatError): ServerFrame {
-  return { frame: { case: "rejected", value: { frame, status: statusOf(error) } } };
+  /** Watch-on-view: only the users on the device's screen, their current state first, then changes. */
+  async function watchPresence(rawUserIds: readonly string[]): Promise<undefined> {
+    const userIds = checkPresenceUsers(rawUserIds, "watch_presence.user_ids");
+    if (presenceWatch) presenceWatch.update(userIds);
+    else {
+      presenceWatch = presence.watch(userIds, { bufferLimit: options.outboundLimit });
+      void pumpPresence(presenceWatch);
+    }
+    for (const state of await presence.lookup(userIds)) work.push({ presence: state });
+    return undefined;
+  }
 }
 
 async function firstFrame(inbound: AsyncIterator<StreamRequest>, timeoutMs: number, signal: AbortSignal): Promise<StreamRequest_Hello> {

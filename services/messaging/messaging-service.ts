@@ -1,9 +1,8 @@
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ConversationKind } from "../../gen/chat/v1/types_pb.js";
 import type { Principal } from "../accounts/index.js";
 import { ErrorReason, invalidArgument, notFound, permissionDenied } from "../errors.js";
 import { directConversationId, newId } from "../lib/ids.js";
 import type { AccountStore, ConversationHead, ConversationRecord, ConversationStore, EventBus, MessageStore, StoredMessage } from "../ports/index.js";
+import { toConversationView, type ConversationView } from "./conversation-view.js";
 import { toMessageView, type MessageView } from "./message-view.js";
 
 export const MAX_TEXT_CHARACTERS = 100_000;
@@ -32,14 +31,17 @@ export interface MessagingServiceOptions {
   readonly now?: () => Date;
 }
 
-export interface ConversationView {
-  conversationId: string;
-  kind: ConversationKind;
-  lastSeq: bigint;
-  createdAt: ReturnType<typeof timestampFromDate>;
-  memberUserIds: string[];
-  title: string;
+/** The seqs a member may see: from the event that added them to the one that removed them. */
+export interface VisibleRange {
+  /** Exclusive lower bound. */
+  readonly afterSeq: bigint;
+  /** Exclusive upper bound; absent while a member. */
+  readonly beforeSeq?: bigint;
 }
+
+const clampAfter = (range: VisibleRange, afterSeq: bigint | undefined) => (afterSeq === undefined || afterSeq < range.afterSeq ? range.afterSeq : afterSeq);
+const clampBefore = (range: VisibleRange, beforeSeq: bigint | undefined) =>
+  range.beforeSeq === undefined ? beforeSeq : beforeSeq === undefined || beforeSeq > range.beforeSeq ? range.beforeSeq : beforeSeq;
 
 /** Counts code points, not UTF-16 units, so an emoji is one character as users count them. */
 function exceedsCharacters(text: string, max: number): boolean {
@@ -71,14 +73,19 @@ export function createMessagingService(options: MessagingServiceOptions) {
     return conversations.ensureDirectConversation(directConversationId(principal.userId, otherUserId), [principal.userId, otherUserId], now());
   }
 
-  async function toConversationView(record: ConversationRecord): Promise<ConversationView> {
+  async function viewOf(record: ConversationRecord, range: VisibleRange): Promise<ConversationView> {
+    const members = record.kind === "direct" ? await conversations.listMemberIds(record.conversationId) : [];
+    const lastSeq = range.beforeSeq !== undefined && range.beforeSeq - 1n < record.lastSeq ? range.beforeSeq - 1n : record.lastSeq;
+    return toConversationView(record, members, lastSeq);
+  }
+
+  /** Current and former members may read; what they see is their visible range. */
+  async function visibleRange(conversationId: string, userId: string): Promise<VisibleRange> {
+    const member = conversationId ? await conversations.getMember(conversationId, userId) : undefined;
+    if (!member) throw notMember();
     return {
-      conversationId: record.conversationId,
-      kind: record.kind === "direct" ? ConversationKind.DIRECT : ConversationKind.GROUP,
-      lastSeq: record.lastSeq,
-      createdAt: timestampFromDate(record.createdAt),
-      memberUserIds: record.kind === "direct" ? await conversations.listMemberIds(record.conversationId) : [],
-      title: record.title,
+      afterSeq: member.joinedSeq > 0n ? member.joinedSeq - 1n : 0n,
+      beforeSeq: member.leftSeq === undefined ? undefined : member.leftSeq + 1n,
     };
   }
 
@@ -131,12 +138,12 @@ export function createMessagingService(options: MessagingServiceOptions) {
       if (input.beforeSeq !== undefined && input.afterSeq !== undefined) {
         throw invalidArgument(ErrorReason.INVALID_CURSOR, "give before_seq or after_seq, not both", "before_seq");
       }
-      await requireMember(input.conversationId, principal.userId);
+      const range = await visibleRange(input.conversationId, principal.userId);
       const limit = input.limit || DEFAULT_PAGE_SIZE;
       const backwards = input.afterSeq === undefined;
       const page = await messages.readRange(input.conversationId, {
-        afterSeq: input.afterSeq,
-        beforeSeq: input.beforeSeq,
+        afterSeq: clampAfter(range, input.afterSeq),
+        beforeSeq: clampBefore(range, input.beforeSeq),
         limit: limit + 1,
         newest: backwards,
       });
@@ -146,24 +153,26 @@ export function createMessagingService(options: MessagingServiceOptions) {
     },
 
     async openDirectConversation(principal: Principal, otherUserId: string): Promise<ConversationView> {
-      return toConversationView(await openDirect(principal, otherUserId));
+      return viewOf(await openDirect(principal, otherUserId), { afterSeq: 0n });
     },
 
     async getConversation(principal: Principal, conversationId: string): Promise<ConversationView> {
-      await requireMember(conversationId, principal.userId);
+      const range = await visibleRange(conversationId, principal.userId);
       const record = await conversations.getConversation(conversationId);
       if (!record) throw notMember();
-      return toConversationView(record);
+      return viewOf(record, range);
     },
+
+    visibleRange,
 
     /** The last seq of each of the user's conversations. */
     heads(userId: string): Promise<ConversationHead[]> {
       return conversations.listHeads(userId);
     },
 
-    /** Messages after `afterSeq`, ascending, for catch-up; the caller has checked membership. */
-    readAfter(conversationId: string, afterSeq: bigint, beforeSeq: bigint | undefined, limit: number): Promise<StoredMessage[]> {
-      return messages.readRange(conversationId, { afterSeq, beforeSeq, limit });
+    /** Messages after `afterSeq` (and before `beforeSeq`), ascending, cut to what the user may see. */
+    readVisible(conversationId: string, range: VisibleRange, afterSeq: bigint, beforeSeq: bigint | undefined, limit: number): Promise<StoredMessage[]> {
+      return messages.readRange(conversationId, { afterSeq: clampAfter(range, afterSeq), beforeSeq: clampBefore(range, beforeSeq), limit });
     },
 
     isMember(conversationId: string, userId: string): Promise<boolean> {

@@ -26,6 +26,8 @@ export type InboxEntry = Message<"chat.v1.InboxEntry"> & {
   conversation?: Conversation | undefined;
 
   /**
+   * The last message the user can see, its text cut to the first 300 characters (a preview).
+   *
    * @generated from field: chat.v1.Message last_message = 2;
    */
   lastMessage?: Message$1 | undefined;

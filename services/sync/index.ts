@@ -1,0 +1,2 @@
+export { createSyncService } from "./sync-service.js";
+export type { InboxEntryView, MessageReaderView, SyncService, SyncServiceOptions } from "./sync-service.js";
