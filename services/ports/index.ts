@@ -15,6 +15,8 @@ export type {
 export { PresenceOverflowError } from "./presence-registry.js";
 export type { PresenceRegistry, PresenceState, PresenceWatch } from "./presence-registry.js";
 export type { DeliveryCursor, ReadMark, ReceiptStore, Watermark } from "./receipt-store.js";
+export type { RateDecision, RateLimit, RateLimiter } from "./rate-limiter.js";
+export type { DeviceLocation, SessionRegistry } from "./session-registry.js";
 export type { AppendResult, MessageKindName, MessageStore, NewMessage, ReadRangeOptions, StoredMessage } from "./message-store.js";
 export { BusOverflowError } from "./event-bus.js";
 export type { BusEvent, BusSubscription, EventBus, ReceiptEvent, SubscribeOptions } from "./event-bus.js";
