@@ -1,0 +1,310 @@
+import { randomBytes } from "node:crypto";
+import { Client } from "cassandra-driver";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GroupFullError, type ChatStore, type NewMessage, type StoredMessage } from "../../services/ports/index.js";
+import { describeStoreContract } from "../../test/contracts/store-contract.js";
+import { sharedCassandra, startCassandra, type CassandraNode } from "../../test/support/cassandra.js";
+import { createReadMarks } from "./read-marks.js";
+import { createSequencer } from "./sequencer.js";
+import { createCqlSession, type CqlSession } from "./session.js";
+import { createCassandraStore, MIGRATIONS, type CassandraStore } from "./index.js";
+import { createUserIndex } from "./user-index.js";
+
+// One keyspace per run of this file: the contract suite tags every id with a per-run tag, so tests
+// share it without a reset in between (TRUNCATE of every table would cost ~0.3 s per test).
+const keyspace = `chat_test_${randomBytes(5).toString("hex")}`;
+let contactPoint: string;
+const opened: CassandraStore[] = [];
+
+beforeAll(async () => {
+  ({ contactPoint } = await sharedCassandra());
+}, 180_000);
+
+afterAll(async () => {
+  for (const store of opened) await store.close().catch(() => undefined);
+  const admin = new Client({ contactPoints: [contactPoint], localDataCenter: "datacenter1", protocolOptions: { port: Number(contactPoint.split(":")[1]) } });
+  await admin.connect();
+  await admin.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
+  await admin.shutdown();
+}, 60_000);
+
+async function open(point = contactPoint, space = keyspace): Promise<CassandraStore> {
+  const store = await createCassandraStore({ contactPoints: [point], keyspace: space });
+  opened.push(store);
+  return store;
+}
+
+describeStoreContract("cassandra", () => open(), undefined, { reopen: () => open() });
+
+let n = 0;
+const tag = randomBytes(3).toString("hex");
+const id = (prefix: string) => `${prefix}_${tag}_${(++n).toString().padStart(6, "0")}`;
+const T0 = Date.UTC(2025, 5, 1);
+
+function message(conversationId: string, senderUserId: string, extra: Partial<NewMessage> = {}): NewMessage {
+  return {
+    messageId: id("m"),
+    conversationId,
+    senderUserId,
+    senderDeviceId: `${senderUserId}_dev`,
+    clientMsgId: id("c"),
+    kind: "text",
+    text: `hello ${n}`,
+    sentAt: new Date(T0 + n),
+    ...extra,
+  };
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => BigInt(from + i));
+const ascending = (list: readonly bigint[]) => [...list].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+const seqsOf = (list: readonly StoredMessage[]) => list.map((m) => m.seq);
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+describe("Cassandra engine", () => {
+  it("keeps seqs gapless and unique with three gateways appending to one conversation at once", async () => {
+    // Three stores = three Clients = three gateways, racing for the same partition's last_seq.
+    const gateways = await Promise.all([open(), open(), open()]);
+    const conversationId = id("d");
+    const [alice, bob] = [id("u"), id("u")];
+    await gateways[0].conversations.ensureDirectConversation(conversationId, [alice, bob], new Date(T0));
+
+    const inputs = gateways.map((_, g) => Array.from({ length: 100 }, (_, i) => message(conversationId, i % 2 ? alice : bob, { senderDeviceId: `gw${g}` })));
+    const results = await Promise.all(gateways.map((gateway, g) => Promise.all(inputs[g].map((input) => gateway.messages.append(input)))));
+    const flat = results.flat();
+    expect(flat.every((r) => !r.duplicate)).toBe(true);
+    expect(ascending(seqsOf(flat.map((r) => r.message)))).toEqual(range(1, 300));
+
+    const stored = await gateways[1].messages.readRange(conversationId, { limit: 1_000 });
+    expect(seqsOf(stored)).toEqual(range(1, 300));
+    const bySeq = new Map(flat.map((r) => [r.message.seq, r.message]));
+    for (const m of stored) expect(m).toEqual(bySeq.get(m.seq));
+    expect((await gateways[2].conversations.getConversation(conversationId))?.lastSeq).toBe(300n);
+    // Every gateway goes on from where the others left off.
+    expect((await gateways[2].messages.append(message(conversationId, alice))).message.seq).toBe(301n);
+    expect((await gateways[0].messages.append(message(conversationId, bob))).message.seq).toBe(302n);
+  });
+
+  it("stores a key sent through several gateways at once exactly once", async () => {
+    const gateways = await Promise.all([open(), open(), open()]);
+    const conversationId = id("d");
+    const [alice, bob] = [id("u"), id("u")];
+    await gateways[0].conversations.ensureDirectConversation(conversationId, [alice, bob], new Date(T0));
+    const keys = Array.from({ length: 20 }, () => id("retry"));
+    // Each key is sent through every gateway (a client retrying on another connection), among fresh sends.
+    const calls = gateways.flatMap((gateway) => [
+      ...keys.map((clientMsgId) => gateway.messages.append(message(conversationId, alice, { clientMsgId }))),
+      ...Array.from({ length: 10 }, () => gateway.messages.append(message(conversationId, bob))),
+    ]);
+    const results = await Promise.all(calls);
+    const stored = await gateways[0].messages.readRange(conversationId, { limit: 1_000 });
+    expect(seqsOf(stored)).toEqual(range(1, 50));
+    for (const clientMsgId of keys) {
+      const copies = results.filter((r) => r.message.clientMsgId === clientMsgId);
+      expect(copies).toHaveLength(3);
+      expect(copies.filter((r) => !r.duplicate)).toHaveLength(1);
+      expect(new Set(copies.map((r) => r.message.seq)).size).toBe(1);
+      expect(stored.filter((m) => m.clientMsgId === clientMsgId)).toHaveLength(1);
+    }
+  });
+
+  it("holds maxMembers when gateways add members to one group concurrently", async () => {
+    const gateways = await Promise.all([open(), open(), open()]);
+    const owner = id("u");
+    const conversationId = id("g");
+    await gateways[0].conversations.createGroup(
+      { conversationId, title: "Capped", createdAt: new Date(T0), members: [owner, id("u"), id("u")].map((userId, i) => ({ userId, role: i ? "member" : "owner" })) },
+      message(conversationId, owner, { kind: "system", text: "", systemJson: "{}" }),
+    );
+    const joiners = Array.from({ length: 15 }, () => id("u"));
+    const settled = await Promise.allSettled(
+      joiners.map((userId, i) =>
+        gateways[i % 3].conversations.changeMembership(
+          conversationId,
+          { add: [{ userId, role: "member" }], maxMembers: 8 },
+          message(conversationId, owner, { kind: "system", text: "", systemJson: "{}" }),
+        ),
+      ),
+    );
+    const added = settled.filter((s): s is PromiseFulfilledResult<StoredMessage> => s.status === "fulfilled");
+    const refused = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
+    expect(added).toHaveLength(5);
+    for (const r of refused) expect(r.reason).toBeInstanceOf(GroupFullError);
+    expect(ascending(added.map((a) => a.value.seq))).toEqual(range(2, 6));
+    expect(await gateways[1].conversations.listMembers(conversationId)).toHaveLength(8);
+    expect((await gateways[2].conversations.getConversation(conversationId))?.lastSeq).toBe(6n);
+  });
+
+  describe("a process that dies between the conditional batch and the writes after it", () => {
+    // A gateway whose writes to one table fail: what a crash right after the batch leaves behind.
+    async function crashingGateway(failOn: string): Promise<{ sequencer: ReturnType<typeof createSequencer>; client: Client }> {
+      const client = new Client({
+        contactPoints: [contactPoint],
+        localDataCenter: "datacenter1",
+        protocolOptions: { port: Number(contactPoint.split(":")[1]) },
+        encoding: { useBigIntAsLong: true, useBigIntAsVarint: true },
+      });
+      await client.connect();
+      const real = createCqlSession(client);
+      const failing = (statements: readonly { query: string }[]) => statements.some((s) => s.query.includes(failOn));
+      const session: CqlSession = {
+        ...real,
+        write: (query, params) => (query.includes(failOn) ? Promise.reject(new Error("crashed")) : real.write(query, params)),
+        writePartition: (statements) => (failing(statements) ? Promise.reject(new Error("crashed")) : real.writePartition(statements)),
+      };
+      const tables = {
+        log: `${keyspace}.conversation_log`,
+        memberships: `${keyspace}.memberships_by_user`,
+        watermarks: `${keyspace}.read_watermarks`,
+        moves: `${keyspace}.read_moves`,
+      };
+      const readMarks = createReadMarks(session, tables);
+      return { sequencer: createSequencer(session, tables, readMarks, createUserIndex(session, tables, readMarks)), client };
+    }
+
+    it("heals the sender's watermark when the client retries the send", async () => {
+      const store = await open();
+      const conversationId = id("d");
+      const [alice, bob] = [id("u"), id("u")];
+      await store.conversations.ensureDirectConversation(conversationId, [alice, bob], new Date(T0));
+      const crashing = await crashingGateway("read_moves");
+      const input = message(conversationId, alice);
+      await expect(crashing.sequencer.append(input)).rejects.toThrow("crashed");
+      await crashing.client.shutdown();
+      expect(await store.receipts.readSeq(conversationId, alice)).toBe(0n);
+
+      const retried = await store.messages.append({ ...input, messageId: id("m") });
+      expect(retried).toEqual({ message: { ...input, seq: 1n }, duplicate: true });
+      expect(await store.receipts.readSeq(conversationId, alice)).toBe(1n);
+    });
+
+    it("heals the user index on the client's retry, or on the group's next change", async () => {
+      const store = await open();
+      const [owner, carol, dave] = [id("u"), id("u"), id("u")];
+      const conversationId = id("g");
+      const event = () => message(conversationId, owner, { kind: "system", text: "", systemJson: "{}" });
+      await store.conversations.createGroup({ conversationId, title: "Heal", createdAt: new Date(T0), members: [{ userId: owner, role: "owner" }] }, event());
+      const crashing = await crashingGateway("memberships_by_user");
+
+      // Retry heals: the change is applied in the conversation but missing from carol's index.
+      const addCarol = event();
+      await expect(crashing.sequencer.changeMembership(conversationId, { add: [{ userId: carol, role: "member" }] }, addCarol)).rejects.toThrow("crashed");
+      expect(await store.conversations.isMember(conversationId, carol)).toBe(true);
+      expect(await store.conversations.listGroups(carol)).toEqual([]);
+      expect((await store.conversations.changeMembership(conversationId, { add: [{ userId: carol, role: "member" }] }, addCarol)).seq).toBe(2n);
+      expect((await store.conversations.listGroups(carol)).map((g) => g.conversationId)).toEqual([conversationId]);
+      expect(await store.receipts.readSeq(conversationId, carol)).toBe(2n);
+
+      // No retry: the next change of the group, by anyone, repairs it.
+      await expect(crashing.sequencer.changeMembership(conversationId, { add: [{ userId: dave, role: "member" }] }, event())).rejects.toThrow("crashed");
+      await crashing.client.shutdown();
+      expect(await store.conversations.listHeads(dave)).toEqual([]);
+      await store.conversations.changeMembership(conversationId, { title: "Healed" }, event());
+      expect(await store.conversations.listHeads(dave)).toEqual([{ conversationId, lastSeq: 4n }]);
+      expect(await store.receipts.readSeq(conversationId, dave)).toBe(3n);
+    });
+  });
+
+  it("records its migrations and opens an existing keyspace without re-applying them", async () => {
+    const store = await open();
+    const rows = await store.client.execute(`SELECT version, state FROM ${keyspace}.schema_migrations`);
+    expect(rows.rows.map((r) => [r.version, r.state])).toEqual(MIGRATIONS.map((m) => [m.version, "applied"]));
+    // Several processes starting on a fresh keyspace at once agree on one schema.
+    const fresh = `chat_test_${randomBytes(5).toString("hex")}`;
+    const stores = await Promise.all([open(contactPoint, fresh), open(contactPoint, fresh), open(contactPoint, fresh)]);
+    const [a, b] = [id("u"), id("u")];
+    await stores[0].conversations.ensureDirectConversation("d_fresh", [a, b], new Date(T0));
+    expect((await stores[2].messages.append(message("d_fresh", a))).message.seq).toBe(1n);
+    for (const each of stores) await each.close();
+    await store.client.execute(`DROP KEYSPACE ${fresh}`);
+  });
+
+  it("measures append latency and throughput", async () => {
+    const store = await open();
+    const [alice, bob] = [id("u"), id("u")];
+    const one = id("d");
+    await store.conversations.ensureDirectConversation(one, [alice, bob], new Date(T0));
+    for (let i = 0; i < 20; i++) await store.messages.append(message(one, alice)); // warm-up
+
+    const latencies: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const started = performance.now();
+      await store.messages.append(message(one, alice));
+      latencies.push(performance.now() - started);
+    }
+    latencies.sort((x, y) => x - y);
+
+    const burst = 2_000;
+    let started = performance.now();
+    await Promise.all(Array.from({ length: burst }, (_, i) => store.messages.append(message(one, i % 2 ? alice : bob))));
+    const oneConversationRate = burst / ((performance.now() - started) / 1000);
+
+    const conversations = Array.from({ length: 50 }, () => id("d"));
+    await Promise.all(conversations.map((c) => store.conversations.ensureDirectConversation(c, [alice, bob], new Date(T0))));
+    started = performance.now();
+    await Promise.all(Array.from({ length: burst }, (_, i) => store.messages.append(message(conversations[i % 50], alice))));
+    const manyConversationsRate = burst / ((performance.now() - started) / 1000);
+
+    // Three gateways on one conversation: the rounds they lose to each other are the price of CAS.
+    const gateways = await Promise.all([open(), open(), open()]);
+    const shared = id("d");
+    await store.conversations.ensureDirectConversation(shared, [alice, bob], new Date(T0));
+    started = performance.now();
+    await Promise.all(gateways.flatMap((g) => Array.from({ length: burst / 3 }, () => g.messages.append(message(shared, alice)))));
+    const threeGatewaysRate = (3 * Math.floor(burst / 3)) / ((performance.now() - started) / 1000);
+
+    const report = {
+      "sequential append p50 ms": +percentile(latencies, 50).toFixed(2),
+      "sequential append p99 ms": +percentile(latencies, 99).toFixed(2),
+      "one conversation, 2000 concurrent, msg/s": Math.round(oneConversationRate),
+      "50 conversations, 2000 concurrent, msg/s": Math.round(manyConversationsRate),
+      "one conversation, 3 gateways, msg/s": Math.round(threeGatewaysRate),
+    };
+    console.log("cassandra append benchmark", report);
+    expect(oneConversationRate).toBeGreaterThan(100);
+  });
+});
+
+describe("Cassandra durability", () => {
+  let node: CassandraNode;
+  beforeAll(async () => {
+    node = await startCassandra();
+  }, 180_000);
+  afterAll(async () => {
+    await node?.dispose();
+  }, 60_000);
+
+  it("loses no acknowledged append when the node is killed with SIGKILL right after the acks", async () => {
+    const space = "durability";
+    const store = await createCassandraStore({ contactPoints: [node.contactPoint], keyspace: space });
+    const conversationId = "d_durable";
+    const [alice, bob] = ["u_alice", "u_bob"];
+    await store.conversations.ensureDirectConversation(conversationId, [alice, bob], new Date(T0));
+    const inputs = Array.from({ length: 1_000 }, (_, i) => message(conversationId, i % 2 ? alice : bob));
+    const acked: StoredMessage[] = [];
+    const sends = inputs.map((input) => store.messages.append(input).then((r) => void acked.push(r.message)));
+    // Kill as soon as the last one is acknowledged: nothing may be left to a later commit-log sync.
+    await Promise.all(sends);
+    await node.kill();
+    await store.close().catch(() => undefined);
+    expect(acked).toHaveLength(1_000);
+
+    await node.restart();
+    const reopened: ChatStore = await createCassandraStore({ contactPoints: [node.contactPoint], keyspace: space });
+    try {
+      const stored = await reopened.messages.readRange(conversationId, { limit: 5_000 });
+      expect(seqsOf(stored)).toEqual(range(1, 1_000));
+      const bySeq = new Map(acked.map((m) => [m.seq, m]));
+      for (const m of stored) expect(m).toEqual(bySeq.get(m.seq));
+      expect((await reopened.conversations.getConversation(conversationId))?.lastSeq).toBe(1_000n);
+      expect(await reopened.receipts.readSeq(conversationId, alice)).toBe(1_000n);
+      expect((await reopened.messages.append(message(conversationId, alice))).message.seq).toBe(1_001n);
+      // The idempotency keys survived too.
+      expect((await reopened.messages.append({ ...inputs[0], messageId: "m_again" })).duplicate).toBe(true);
+    } finally {
+      await reopened.close();
+    }
+  }, 180_000);
+});
