@@ -1,0 +1,55 @@
+import type { AccountsService, Principal } from "../services/accounts/index.js";
+import type { GroupsService } from "../services/groups/index.js";
+import type { DeviceSessionOptions, MessagingService, TypingNotifier } from "../services/messaging/index.js";
+import type { SessionRegistry } from "../services/ports/index.js";
+import type { PresenceService } from "../services/presence/index.js";
+import type { SyncService } from "../services/sync/index.js";
+
+/** The same service objects the Connect handlers call; GraphQL adds no chat logic of its own. */
+export interface GraphQLServices {
+  readonly accounts: AccountsService;
+  readonly messaging: MessagingService;
+  readonly sync: SyncService;
+  readonly groups: GroupsService;
+  readonly typing: TypingNotifier;
+  readonly presence: PresenceService;
+  /** Subscriptions are device sessions (the Connect stream's engine) fed by the server itself. */
+  readonly deviceSession: DeviceSessionOptions;
+  /** Where this gateway records the devices it holds, so other gateways route their events here. */
+  readonly sessions: SessionRegistry;
+}
+
+export interface GraphQLContext {
+  readonly services: GraphQLServices;
+  /**
+   * The caller, from `Authorization: Bearer <token>` (HTTP) or the `authorization` connection
+   * parameter (WebSocket). Checked on first use, once per operation, like every Connect call; fields
+   * that anyone may use (signUp, logIn) never ask.
+   */
+  principal(): Promise<Principal>;
+}
+
+const BEARER = /^Bearer\s+(\S+)$/i;
+
+/**
+ * The token from an `Authorization` header value; as in gateway/authenticate.ts, anything else counts
+ * as no token (TOKEN_MISSING). A WebSocket client cannot set headers, so it puts the same string in
+ * `connectionParams.authorization`, where a bare token is accepted too.
+ */
+export function bearerToken(value: unknown, allowBare = false): string | undefined {
+  if (typeof value !== "string" || value === "") return undefined;
+  const match = BEARER.exec(value);
+  if (match) return match[1];
+  return allowBare && !/\s/.test(value) ? value : undefined;
+}
+
+export function createContext(services: GraphQLServices, token: string | undefined): GraphQLContext {
+  let principal: Promise<Principal> | undefined;
+  return { services, principal: () => (principal ??= services.accounts.authenticate(token)) };
+}
+
+/** Reads `authorization` from WebSocket connection parameters (any letter case of the key). */
+export function connectionParamsToken(params: Readonly<Record<string, unknown>> | undefined): string | undefined {
+  const key = params && Object.keys(params).find((name) => name.toLowerCase() === "authorization");
+  return key === undefined ? undefined : bearerToken(params![key], true);
+}

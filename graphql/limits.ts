@@ -1,0 +1,187 @@
+import {
+  GraphQLError,
+  getNamedType,
+  getOperationAST,
+  getVariableValues,
+  isInterfaceType,
+  isListType,
+  isNonNullType,
+  isObjectType,
+  Kind,
+  valueFromAST,
+  type ASTVisitor,
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLField,
+  type GraphQLNamedType,
+  type GraphQLOutputType,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type SelectionSetNode,
+  type ValidationContext,
+  type ValidationRule,
+} from "graphql";
+import type { Plugin } from "graphql-yoga";
+import type { ListSize } from "./builder.js";
+import { GRAPHQL_CODES } from "./errors.js";
+
+/** A list of objects nobody annotated: assume this many, so such a list is never free. */
+const UNANNOTATED_LIST_SIZE = 10;
+
+export interface Measure {
+  readonly depth: number;
+  readonly cost: number;
+}
+
+type Variables = Readonly<Record<string, unknown>>;
+
+function isList(type: GraphQLOutputType): boolean {
+  return isListType(isNonNullType(type) ? type.ofType : type);
+}
+
+function listSizeOf(field: GraphQLField<unknown, unknown>): ListSize | undefined {
+  return (field.extensions as { listSize?: ListSize } | undefined)?.listSize;
+}
+
+/** An argument's value as the resolver will see it (literal, variable or default). */
+function argumentValue(field: GraphQLField<unknown, unknown>, node: FieldNode, name: string, variables: Variables): unknown {
+  const definition = field.args.find((arg) => arg.name === name);
+  if (!definition) return undefined;
+  const given = node.arguments?.find((arg) => arg.name.value === name);
+  if (!given) return definition.defaultValue;
+  return valueFromAST(given.value, definition.type, variables as Record<string, unknown>);
+}
+
+function sizeOf(size: ListSize, field: GraphQLField<unknown, unknown>, node: FieldNode, variables: Variables): number {
+  const clamp = (value: number) => Math.max(0, Math.min(value, size.maxSize));
+  for (const name of size.slicingArguments ?? []) {
+    const value = argumentValue(field, node, name, variables);
+    if (typeof value === "number") return clamp(value);
+  }
+  let counted: number | undefined;
+  for (const name of size.countArguments ?? []) {
+    const value = argumentValue(field, node, name, variables);
+    if (value !== undefined && value !== null) counted = (counted ?? 0) + (Array.isArray(value) ? value.length : 1);
+  }
+  return counted === undefined ? size.defaultSize : clamp(counted);
+}
+
+/**
+ * Depth and cost of one operation.
+ *
+ * Depth: the longest chain of nested fields (`{ me { user { id } } }` is 3).
+ *
+ * Cost: every field selected costs 1 for each time it can appear in the result. A list multiplies
+ * what is selected inside it by its size (see `ListSize`), taken from the arguments as the resolver
+ * will get them: `messages(first: 100) { edges { node { id text } } }` costs 1 + 1 + 100 * (1 + 2) =
+ * 302. Lists of objects without a declared size count as 10; lists of scalars cost 1.
+ *
+ * Introspection fields are left out of both: `__typename` is free, and the nesting of `__schema` and
+ * `__type` is bounded by graphql-js's own MaxIntrospectionDepthRule (one of the specified rules);
+ * turn introspection off to refuse it altogether.
+ */
+export function measureOperation(
+  schema: GraphQLSchema,
+  operation: OperationDefinitionNode,
+  fragments: (name: string) => FragmentDefinitionNode | undefined,
+  variables: Variables,
+): Measure {
+  function measure(selectionSet: SelectionSetNode, parent: GraphQLNamedType, multiplier: number, sized: ReadonlyMap<string, number>, seen: ReadonlySet<string>): Measure {
+    let depth = 0;
+    let cost = 0;
+    const add = (part: Measure) => {
+      depth = Math.max(depth, part.depth);
+      cost += part.cost;
+    };
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        add(measureField(selection, parent, multiplier, sized.get(selection.name.value), seen));
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        const type = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : parent;
+        if (type) add(measure(selection.selectionSet, type, multiplier, sized, seen));
+      } else {
+        const name = selection.name.value;
+        const fragment = fragments(name);
+        // A cycle is NoFragmentCyclesRule's to report; here it just stops.
+        if (!fragment || seen.has(name)) continue;
+        const type = schema.getType(fragment.typeCondition.name.value);
+        if (type) add(measure(fragment.selectionSet, type, multiplier, sized, new Set([...seen, name])));
+      }
+    }
+    return { depth, cost };
+  }
+
+  /** `presized`: the list's size, given by its parent's `sizedFields` (a connection's page size for `edges`). */
+  function measureField(node: FieldNode, parent: GraphQLNamedType, multiplier: number, presized: number | undefined, seen: ReadonlySet<string>): Measure {
+    if (node.name.value.startsWith("__")) return { depth: 0, cost: 0 };
+    const field = isObjectType(parent) || isInterfaceType(parent) ? parent.getFields()[node.name.value] : undefined;
+    // Unknown fields are FieldsOnCorrectTypeRule's to report.
+    if (!field || !node.selectionSet) return { depth: 1, cost: multiplier };
+    const declared = listSizeOf(field);
+    const size = presized ?? (declared ? sizeOf(declared, field, node, variables) : isList(field.type) ? UNANNOTATED_LIST_SIZE : 1);
+    const child = getNamedType(field.type);
+    const inner = declared?.sizedFields
+      ? measure(node.selectionSet, child, multiplier, new Map(declared.sizedFields.map((name) => [name, size])), seen)
+      : measure(node.selectionSet, child, multiplier * size, new Map(), seen);
+    return { depth: 1 + inner.depth, cost: multiplier + inner.cost };
+  }
+
+  const root = schema.getRootType(operation.operation);
+  return root ? measure(operation.selectionSet, root, 1, new Map(), new Set()) : { depth: 0, cost: 0 };
+}
+
+const operationName = (operation: OperationDefinitionNode) => (operation.name ? `operation "${operation.name.value}"` : `this ${operation.operation}`);
+
+/**
+ * The depth limit, as a validation rule: it needs no variables, so it is checked once per document
+ * text and cached with the validation result.
+ */
+export function queryDepthRule(maxDepth: number): ValidationRule {
+  return function QueryDepthRule(context: ValidationContext): ASTVisitor {
+    return {
+      OperationDefinition(operation) {
+        const { depth } = measureOperation(context.getSchema(), operation, (name) => context.getFragment(name) ?? undefined, {});
+        if (depth <= maxDepth) return;
+        context.reportError(
+          new GraphQLError(`${operationName(operation)} nests fields ${depth} deep; at most ${maxDepth} is allowed`, {
+            nodes: [operation],
+            extensions: { code: GRAPHQL_CODES.tooDeep, grpcCode: "invalid_argument", metadata: { max: String(maxDepth), actual: String(depth) } },
+          }),
+        );
+      },
+    };
+  };
+}
+
+function costError(schema: GraphQLSchema, document: DocumentNode, name: string | null | undefined, rawVariables: unknown, maxCost: number): GraphQLError | undefined {
+  const operation = getOperationAST(document, name);
+  if (!operation) return undefined;
+  const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], (rawVariables ?? {}) as Record<string, unknown>);
+  // Variables of the wrong type: execution reports them, nothing runs.
+  if (coerced.errors) return undefined;
+  const fragments = new Map(document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((d) => [d.name.value, d]));
+  const { cost } = measureOperation(schema, operation, (fragment) => fragments.get(fragment), coerced.coerced);
+  if (cost <= maxCost) return undefined;
+  return new GraphQLError(`${operationName(operation)} could cost ${cost} (fields times list sizes); at most ${maxCost} is allowed: ask for smaller pages or fewer fields`, {
+    nodes: [operation],
+    extensions: { code: GRAPHQL_CODES.tooCostly, grpcCode: "invalid_argument", metadata: { max: String(maxCost), actual: String(cost) } },
+  });
+}
+
+/**
+ * The cost limit, checked just before execution (HTTP and WebSocket alike), because page sizes
+ * usually come in variables. An operation over the limit runs no resolver at all.
+ */
+export function costLimitPlugin(maxCost: number): Plugin {
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      const error = costError(args.schema, args.document, args.operationName, args.variableValues, maxCost);
+      if (error) setResultAndStopExecution({ errors: [error] });
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const error = costError(args.schema, args.document, args.operationName, args.variableValues, maxCost);
+      if (error) setResultAndStopExecution({ errors: [error] });
+    },
+  };
+}
