@@ -6,11 +6,13 @@ import { PresenceService } from "../gen/chat/v1/presence_pb.js";
 import { SyncService } from "../gen/chat/v1/sync_pb.js";
 import { createAccessTokenSigner, createAccountsService } from "../services/accounts/index.js";
 import { createGroupsService } from "../services/groups/index.js";
-import { createMessagingService, createTypingNotifier } from "../services/messaging/index.js";
+import { createMessagingService, createTypingNotifier, type DeviceSessionOptions } from "../services/messaging/index.js";
 import { createPresenceService } from "../services/presence/index.js";
 import { createSyncService } from "../services/sync/index.js";
+import { createGraphQLEndpoint } from "../graphql/endpoint.js";
+import { graphqlSettingsFrom } from "../graphql/settings.js";
 import { bearerAuthenticator } from "./authenticate.js";
-import { openBus, openPresence, openStore } from "./backends.js";
+import { openBackends } from "./backends.js";
 import type { GatewayConfig } from "./config.js";
 import { mapErrors } from "./connect-errors.js";
 import { accountsHandlers } from "./handlers/accounts-handlers.js";
@@ -34,9 +36,9 @@ export interface ChatServer {
 
 /** Wires the engines named by the configuration to the services and serves them on one port. */
 export async function startChatServer(config: GatewayConfig, logger: Logger): Promise<ChatServer> {
-  const store = await openStore(config.storeUrl);
-  const bus = await openBus(config.busUrl);
-  const presenceRegistry = await openPresence(config.presenceUrl, config.presenceTimeoutMs);
+  const graphqlSettings = graphqlSettingsFrom(config);
+  const backends = await openBackends(config, logger);
+  const { store, bus, sessions, sendLimiter, presence: presenceRegistry } = backends;
   const tokens = createAccessTokenSigner(resolveTokenSecret(config.tokenSecret, config.dataDir), config.accessTokenTtlSeconds);
   const accounts = createAccountsService({
     store: store.accounts,
@@ -45,7 +47,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     passwordCost: config.passwordCost,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
   });
-  const messaging = createMessagingService({ accounts: store.accounts, conversations: store.conversations, messages: store.messages, bus });
+  const messaging = createMessagingService({ accounts: store.accounts, conversations: store.conversations, messages: store.messages, bus, sendLimiter });
   const sync = createSyncService({ conversations: store.conversations, messages: store.messages, receipts: store.receipts, messaging, bus });
   const groups = createGroupsService({ accounts: store.accounts, conversations: store.conversations, bus, maxMembers: config.groupMaxMembers });
   const typing = createTypingNotifier({ conversations: store.conversations, bus, throttleMs: config.typingThrottleMs, ttlMs: config.typingTtlMs });
@@ -60,26 +62,35 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     shutdown: draining.signal,
   });
 
+  const deviceSession: DeviceSessionOptions = {
+    messaging,
+    sync,
+    typing,
+    presence: presenceRegistry,
+    bus,
+    helloTimeoutMs: config.helloTimeoutMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    outboundLimit: config.outboundLimit,
+    catchUpPageSize: 500,
+    maxResumeCursors: 100_000,
+    shutdown: draining.signal,
+    reconnectAfterMs: 0,
+  };
+  // GraphQL calls the same services; its subscriptions are device sessions like the Connect stream.
+  const graphql = createGraphQLEndpoint({
+    services: { accounts, messaging, sync, groups, typing, presence, deviceSession, sessions },
+    settings: graphqlSettings,
+    logger,
+    maxRequestBytes: config.maxRequestBytes,
+  });
+
   const routes = (router: ConnectRouter) => {
     router.service(AccountsService, mapErrors(AccountsService.typeName, accountsHandlers(accounts, authenticate), logger));
     router.service(
       MessagingService,
       mapErrors(
         MessagingService.typeName,
-        messagingHandlers(messaging, authenticate, {
-          messaging,
-          sync,
-          typing,
-          presence: presenceRegistry,
-          bus,
-          helloTimeoutMs: config.helloTimeoutMs,
-          heartbeatIntervalMs: config.heartbeatIntervalMs,
-          outboundLimit: config.outboundLimit,
-          catchUpPageSize: 500,
-          maxResumeCursors: 100_000,
-          shutdown: draining.signal,
-          reconnectAfterMs: 0,
-        }),
+        messagingHandlers(messaging, authenticate, deviceSession, sessions),
         logger,
       ),
     );
@@ -95,7 +106,8 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     port: config.port,
     tlsCertFile: config.tlsCertFile,
     tlsKeyFile: config.tlsKeyFile,
-    handler: createHttpHandler({ routes, maxRequestBytes: config.maxRequestBytes, logger, isReady: () => ready }),
+    handler: createHttpHandler({ routes, maxRequestBytes: config.maxRequestBytes, logger, isReady: () => ready, graphql }),
+    upgrade: graphql,
   });
   ready = true;
   health.resume();
@@ -118,9 +130,8 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
         while (listener.connectionCount() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
         listener.destroyAll();
         await closed;
-        await bus.close();
-        await presenceRegistry.close();
-        await store.close();
+        await graphql.close();
+        await backends.close();
         logger.info({ event: "stopped" }, "chat gateway stopped");
       })();
       return stopping;

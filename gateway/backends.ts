@@ -1,20 +1,97 @@
 import { createMemoryBus } from "../backends/bus-memory/index.js";
 import { createMemoryPresence } from "../backends/presence-memory/index.js";
+import { createMemoryRateLimiter } from "../backends/rate-memory/index.js";
+import { createMemorySessionRegistry } from "../backends/sessions-memory/index.js";
 import { createSqliteStore } from "../backends/store-sqlite/index.js";
-import type { ChatStore, EventBus, PresenceRegistry } from "../services/ports/index.js";
+import type { ChatStore, EventBus, PresenceRegistry, RateLimiter, SessionRegistry } from "../services/ports/index.js";
+import type { GatewayConfig } from "./config.js";
+import type { Logger } from "./logger.js";
 
-/** Picks the engine behind each port from its URL; the only place that names concrete engines. */
-export async function openStore(url: string): Promise<ChatStore> {
+/** Every engine the services run on, chosen by the configuration's URLs. */
+export interface Backends {
+  readonly store: ChatStore;
+  readonly bus: EventBus;
+  readonly presence: PresenceRegistry;
+  readonly sessions: SessionRegistry;
+  readonly sendLimiter: RateLimiter;
+  close(): Promise<void>;
+}
+
+/** `cassandra://h1:9042,h2:9042/keyspace?replication_factor=3&dc=datacenter1` */
+export function parseCassandraUrl(url: string) {
+  const parsed = new URL(url.replace(/^cassandra:/, "http:"));
+  const hosts = url.slice("cassandra://".length).split("/")[0]!;
+  const keyspace = parsed.pathname.replace(/^\//, "") || "chat";
+  if (!/^[a-z][a-z0-9_]{0,47}$/.test(keyspace)) throw new Error(`"${keyspace}" is not a valid keyspace name (lower-case letters, digits, _)`);
+  return {
+    contactPoints: hosts.split(","),
+    keyspace,
+    localDataCenter: parsed.searchParams.get("dc") ?? "datacenter1",
+    replication: { class: "SimpleStrategy", replication_factor: Number(parsed.searchParams.get("replication_factor") ?? 1) },
+  };
+}
+
+async function openStore(config: GatewayConfig): Promise<ChatStore> {
+  const url = config.storeUrl;
   if (url.startsWith("sqlite:")) return createSqliteStore({ path: url.slice("sqlite:".length) });
-  throw new Error(`no store engine for "${url}"; use sqlite:<path>`);
+  if (url.startsWith("cassandra://")) {
+    const { createCassandraStore } = await import("../backends/store-cassandra/index.js");
+    return createCassandraStore(parseCassandraUrl(url));
+  }
+  throw new Error(`no store engine for "${url}"; use sqlite:<path> or cassandra://host:port/keyspace`);
 }
 
-export async function openBus(url: string): Promise<EventBus> {
-  if (url === "memory:") return createMemoryBus();
-  throw new Error(`no bus engine for "${url}"; use memory:`);
+async function openRedisParts(config: GatewayConfig, redisUrl: string, logger: Logger) {
+  const [{ createRedisSessionRegistry }, { createRedisPresence }, { createRedisRateLimiter }] = await Promise.all([
+    import("../backends/sessions-redis/index.js"),
+    import("../backends/presence-redis/index.js"),
+    import("../backends/rate-redis/index.js"),
+  ]);
+  return {
+    sessions: createRedisSessionRegistry({ redisUrl, gatewayId: config.gatewayId, logger }),
+    presence: createRedisPresence({ redisUrl, timeoutMs: config.presenceTimeoutMs, logger }),
+    sendLimiter: createRedisRateLimiter({ redisUrl, limit: sendLimit(config), keyPrefix: "chat:rate:", logger }),
+  };
 }
 
-export async function openPresence(url: string, timeoutMs: number): Promise<PresenceRegistry> {
-  if (url === "memory:") return createMemoryPresence({ timeoutMs });
-  throw new Error(`no presence engine for "${url}"; use memory:`);
+function openMemoryParts(config: GatewayConfig) {
+  return {
+    sessions: createMemorySessionRegistry({ gatewayId: config.gatewayId }),
+    presence: createMemoryPresence({ timeoutMs: config.presenceTimeoutMs }),
+    sendLimiter: createMemoryRateLimiter(sendLimit(config)),
+  };
+}
+
+const sendLimit = (config: GatewayConfig) => ({ ratePerSecond: config.sendRatePerSecond, burst: config.sendBurst });
+
+async function openBus(config: GatewayConfig, sessions: SessionRegistry, logger: Logger): Promise<EventBus> {
+  if (config.busUrl === "memory:") return createMemoryBus();
+  const { createNatsBus } = await import("../backends/bus-nats/index.js");
+  return createNatsBus({ natsUrl: config.busUrl, gatewayId: config.gatewayId, sessions, logger });
+}
+
+/**
+ * The one place that names concrete engines; services only see the ports. Cluster engines are loaded
+ * only when configured, so the embedded default never loads their drivers.
+ */
+export async function openBackends(config: GatewayConfig, logger: Logger): Promise<Backends> {
+  const { sessions, presence, sendLimiter } = config.presenceUrl.startsWith("redis://")
+    ? await openRedisParts(config, config.presenceUrl, logger)
+    : openMemoryParts(config);
+  const bus = await openBus(config, sessions, logger);
+  const store = await openStore(config);
+  return {
+    store,
+    bus,
+    presence,
+    sessions,
+    sendLimiter,
+    async close() {
+      await bus.close();
+      await presence.close();
+      await sessions.close();
+      await sendLimiter.close();
+      await store.close();
+    },
+  };
 }

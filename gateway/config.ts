@@ -8,12 +8,20 @@ export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
-  /** `sqlite:<path>` (embedded default). */
+  /** `sqlite:<path>` (embedded default) or `cassandra://host:port[,host:port]/keyspace[?replication_factor=N&dc=NAME]`. */
   readonly storeUrl: string;
-  /** `memory:` (embedded default). */
+  /** `memory:` (embedded default) or `nats://host:port`. */
   readonly busUrl: string;
-  /** `memory:` (embedded default). */
+  /** `memory:` (embedded default) or `redis://host:port`: presence, the session registry and rate limits. */
   readonly presenceUrl: string;
+  /** This gateway's name in the session registry and its bus subject; stable across restarts. */
+  readonly gatewayId: string;
+  readonly sendRatePerSecond: number;
+  readonly sendBurst: number;
+  readonly graphqlIntrospection: boolean;
+  readonly graphqlGraphiql: boolean;
+  readonly graphqlMaxDepth: number;
+  readonly graphqlMaxCost: number;
   /** Empty: generated once and kept in `<dataDir>/token-secret`. */
   readonly tokenSecret: string;
   readonly accessTokenTtlSeconds: number;
@@ -48,6 +56,7 @@ const integer = (min: number, max: number) => (raw: string) => {
   const value = Number(raw);
   return value >= min && value <= max ? value : undefined;
 };
+const flag = (raw: string) => (/^(1|true|on|yes)$/i.test(raw) ? true : /^(0|false|off|no)$/i.test(raw) ? false : undefined);
 const oneOf = (...values: string[]) => (raw: string) => (values.includes(raw) ? raw : undefined);
 
 type AnySetting = { [K in keyof GatewayConfig]: Setting<K> }[keyof GatewayConfig];
@@ -56,9 +65,12 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "host", env: "CHAT_HOST", help: "address to listen on", fallback: () => "127.0.0.1", parse: text, accepted: "an IP address or host name" },
   { key: "port", env: "CHAT_PORT", help: "port for Connect, gRPC, gRPC-web, HTTP/1.1 and health", fallback: () => 8080, parse: integer(0, 65535), accepted: "an integer 0-65535 (0 picks a free port)" },
   { key: "dataDir", env: "CHAT_DATA_DIR", help: "directory of the embedded store and generated secrets", fallback: () => resolve("data"), parse: (raw) => resolve(raw), accepted: "a directory path" },
-  { key: "storeUrl", env: "CHAT_STORE", help: "message/account store", fallback: (c) => `sqlite:${resolve(c.dataDir ?? "data", "chat.db")}`, parse: (raw) => (raw.startsWith("sqlite:") ? raw : undefined), accepted: "sqlite:<file path>" },
-  { key: "busUrl", env: "CHAT_BUS", help: "event bus between gateways", fallback: () => "memory:", parse: oneOf("memory:"), accepted: "memory:" },
-  { key: "presenceUrl", env: "CHAT_PRESENCE", help: "presence and session registry", fallback: () => "memory:", parse: oneOf("memory:"), accepted: "memory:" },
+  { key: "storeUrl", env: "CHAT_STORE", help: "message/account store", fallback: (c) => `sqlite:${resolve(c.dataDir ?? "data", "chat.db")}`, parse: (raw) => (raw.startsWith("sqlite:") || raw.startsWith("cassandra://") ? raw : undefined), accepted: "sqlite:<file path> or cassandra://host:port/keyspace" },
+  { key: "busUrl", env: "CHAT_BUS", help: "event bus between gateways", fallback: () => "memory:", parse: (raw) => (raw === "memory:" || raw.startsWith("nats://") ? raw : undefined), accepted: "memory: or nats://host:port" },
+  { key: "presenceUrl", env: "CHAT_PRESENCE", help: "presence, session registry and rate limits", fallback: () => "memory:", parse: (raw) => (raw === "memory:" || raw.startsWith("redis://") ? raw : undefined), accepted: "memory: or redis://host:port" },
+  { key: "gatewayId", env: "CHAT_GATEWAY_ID", help: "this gateway's stable name in a cluster", fallback: () => "gw1", parse: (raw) => (/^[A-Za-z0-9_-]{1,64}$/.test(raw) ? raw : undefined), accepted: "1-64 characters of A-Z a-z 0-9 _ -" },
+  { key: "sendRatePerSecond", env: "CHAT_SEND_RATE", help: "messages per second one user may send, sustained", fallback: () => 50, parse: integer(1, 1_000_000), accepted: "an integer 1-1000000" },
+  { key: "sendBurst", env: "CHAT_SEND_BURST", help: "messages one user may send at once above the rate", fallback: () => 200, parse: integer(1, 1_000_000), accepted: "an integer 1-1000000" },
   { key: "tokenSecret", env: "CHAT_TOKEN_SECRET", help: "HMAC key for access tokens (at least 32 characters); empty: generated and kept in the data directory", fallback: () => "", parse: (raw) => (raw === "" || raw.length >= 32 ? raw : undefined), accepted: "empty, or at least 32 characters" },
   { key: "accessTokenTtlSeconds", env: "CHAT_ACCESS_TOKEN_TTL_SECONDS", help: "lifetime of an access token", fallback: () => 900, parse: integer(1, 86_400), accepted: "an integer 1-86400" },
   { key: "refreshTokenTtlSeconds", env: "CHAT_REFRESH_TOKEN_TTL_SECONDS", help: "lifetime of a refresh token", fallback: () => 30 * 86_400, parse: integer(60, 365 * 86_400), accepted: "an integer 60-31536000" },
@@ -75,6 +87,10 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "presenceTimeoutMs", env: "CHAT_PRESENCE_TIMEOUT_MS", help: "a user is offline when no device has sent a heartbeat for this long", fallback: () => 30_000, parse: integer(100, 3_600_000), accepted: "an integer 100-3600000" },
   { key: "typingThrottleMs", env: "CHAT_TYPING_THROTTLE_MS", help: "at most one typing indicator per user and conversation in this window", fallback: () => 2_000, parse: integer(0, 60_000), accepted: "an integer 0-60000" },
   { key: "typingTtlMs", env: "CHAT_TYPING_TTL_MS", help: "a typing indicator disappears after this long without a refresh", fallback: () => 6_000, parse: integer(100, 60_000), accepted: "an integer 100-60000" },
+  { key: "graphqlIntrospection", env: "CHAT_GRAPHQL_INTROSPECTION", help: "answer GraphQL introspection queries (turn off in production if the schema is private)", fallback: () => true, parse: flag, accepted: "on/off (also true/false, 1/0, yes/no)" },
+  { key: "graphqlGraphiql", env: "CHAT_GRAPHQL_GRAPHIQL", help: "serve GraphiQL on GET /graphql", fallback: (c) => c.graphqlIntrospection ?? true, parse: flag, accepted: "on/off (also true/false, 1/0, yes/no); default: as CHAT_GRAPHQL_INTROSPECTION" },
+  { key: "graphqlMaxDepth", env: "CHAT_GRAPHQL_MAX_DEPTH", help: "deepest field nesting of a GraphQL operation", fallback: () => 10, parse: integer(2, 100), accepted: "an integer 2-100" },
+  { key: "graphqlMaxCost", env: "CHAT_GRAPHQL_MAX_COST", help: "highest estimated cost of a GraphQL operation (fields times list sizes)", fallback: () => 10_000, parse: integer(10, 10_000_000), accepted: "an integer 10-10000000" },
 ];
 
 export class ConfigError extends Error {

@@ -12,6 +12,8 @@ export interface HttpHandlerOptions {
   readonly logger: Logger;
   /** Whether the gateway takes new work (not starting, not draining). */
   readonly isReady: () => boolean;
+  /** GraphQL over HTTP at `path` (its WebSocket side is the listener's upgrade handler). */
+  readonly graphql?: { readonly path: string; readonly handle: RequestHandler };
 }
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -52,9 +54,10 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
         });
       return;
     }
+    if (options.graphql && path === options.graphql.path) return options.graphql.handle(request, response);
     if (path === "/healthz") return probe(response, true, "ok\n");
     if (path === "/readyz") return options.isReady() ? probe(response, true, "ready\n") : probe(response, false, "not ready\n");
     response.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
-    response.end("not found: this gateway serves chat.v1 over Connect, gRPC and gRPC-web, /healthz and /readyz\n");
+    response.end(`not found: this gateway serves chat.v1 over Connect, gRPC and gRPC-web${options.graphql ? `, GraphQL at ${options.graphql.path}` : ""}, /healthz and /readyz\n`);
   };
 }

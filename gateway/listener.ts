@@ -2,11 +2,19 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
 import { readFileSync } from "node:fs";
+import type { Duplex } from "node:stream";
 
 export type RequestHandler = (
   request: IncomingMessage | Http2ServerRequest,
   response: ServerResponse | Http2ServerResponse,
 ) => void;
+
+/** Takes over HTTP/1.1 `Upgrade` requests (WebSocket); HTTP/2 has no upgrade. */
+export interface UpgradeHandler {
+  upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Asks every upgraded connection to close (part of `drain`). */
+  closeConnections(): void;
+}
 
 export interface ListenerOptions {
   readonly host: string;
@@ -14,6 +22,8 @@ export interface ListenerOptions {
   readonly tlsCertFile: string;
   readonly tlsKeyFile: string;
   readonly handler: RequestHandler;
+  /** Absent: upgrade requests are refused. */
+  readonly upgrade?: UpgradeHandler;
 }
 
 export interface Listener {
@@ -21,7 +31,7 @@ export interface Listener {
   readonly tls: boolean;
   /** Stops accepting; resolves when every connection is gone (after `destroyAll` at the latest). */
   close(): Promise<void>;
-  /** Asks every connection to finish: HTTP/2 GOAWAY (open streams may end), idle HTTP/1.1 sockets closed. */
+  /** Asks every connection to finish: HTTP/2 GOAWAY (open streams may end), idle HTTP/1.1 sockets closed, WebSockets closed. */
   drain(): void;
   /** Ends every open connection now. */
   destroyAll(): void;
@@ -50,6 +60,12 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     session.once("close", () => sessions.delete(session));
   };
 
+  // Upgraded sockets stay in `sockets` (tracked per connection), so connectionCount and destroyAll cover them.
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (options.upgrade) return options.upgrade.upgrade(request, socket, head);
+    socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+  };
+
   const tls = Boolean(options.tlsCertFile);
   let server: net.Server;
   let closeIdleHttp1 = () => {};
@@ -60,6 +76,8 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     );
     secure.on("session", trackSession);
     secure.on("secureConnection", track);
+    // With allowHTTP1, an HTTP/1.1 connection is served by Node's HTTP/1.1 code, which emits `upgrade` here.
+    secure.on("upgrade", onUpgrade);
     closeIdleHttp1 = () => (secure as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
     server = secure;
   } else {
@@ -67,6 +85,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     h2.on("session", trackSession);
     const h1 = http.createServer(options.handler);
     h1.keepAliveTimeout = 5_000;
+    h1.on("upgrade", onUpgrade);
     closeIdleHttp1 = () => h1.closeIdleConnections();
     server = net.createServer((socket) => {
       track(socket);
@@ -99,6 +118,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     drain() {
       for (const session of sessions) if (!session.closed) session.close();
       closeIdleHttp1();
+      options.upgrade?.closeConnections();
     },
     destroyAll,
     connectionCount: () => sockets.size,

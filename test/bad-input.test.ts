@@ -112,6 +112,33 @@ describe("bad input", () => {
     await changesNothing(() => expectChatError(leaving.history(conversationId), Code.Unauthenticated, ErrorReason.DEVICE_REVOKED).then(() => undefined));
   });
 
+  it("rate-limits a user who floods sends, with the time to wait, and leaves other users alone", async () => {
+    const limited = await startServer({ env: { CHAT_SEND_RATE: "5", CHAT_SEND_BURST: "10" } });
+    try {
+      const flooder = await newUser(limited.url, "flooder");
+      const calm = await newUser(limited.url, "calm");
+      const target = await newUser(limited.url, "target");
+      const conversation = await flooder.openDirect(target.userId);
+      const stream = flooder.openStream();
+      await stream.ready;
+      const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => stream.send({ conversationId: conversation.conversationId }, `flood ${i}`)));
+      const accepted = results.filter((result) => result.status === "fulfilled");
+      const refused = results.filter((result): result is PromiseRejectedResult => result.status === "rejected").map((result) => result.reason as SendRejectedError);
+      expect(accepted.length).toBeGreaterThanOrEqual(10);
+      expect(accepted.length).toBeLessThan(13);
+      for (const error of refused) expect(error.status).toMatchObject({ code: Code.ResourceExhausted, reason: ErrorReason.RATE_LIMITED });
+      const unary = await expectChatError(flooder.send({ conversationId: conversation.conversationId }, "one more"), Code.ResourceExhausted, ErrorReason.RATE_LIMITED);
+      expect(Number(unary.findDetails(ErrorDetailSchema)[0]?.metadata.retry_after_ms)).toBeGreaterThan(0);
+      // Only what was accepted is stored, and another user sends freely meanwhile.
+      expect((await target.allMessages(conversation.conversationId)).length).toBe(accepted.length);
+      await expect(calm.send({ recipientUserId: target.userId }, "hello")).resolves.toMatchObject({ duplicate: false });
+      stream.close();
+    } finally {
+      await limited.kill("SIGTERM");
+      removeDir(limited.dataDir);
+    }
+  });
+
   it("refuses an expired token", async () => {
     const shortLived = await startServer({ env: { CHAT_ACCESS_TOKEN_TTL_SECONDS: "1" } });
     try {

@@ -1,7 +1,7 @@
 import type { Principal } from "../accounts/index.js";
-import { ErrorReason, invalidArgument, notFound, permissionDenied } from "../errors.js";
+import { ChatError, ErrorReason, invalidArgument, notFound, permissionDenied } from "../errors.js";
 import { directConversationId, newId } from "../lib/ids.js";
-import type { AccountStore, ConversationHead, ConversationRecord, ConversationStore, EventBus, MessageStore, StoredMessage } from "../ports/index.js";
+import type { AccountStore, ConversationHead, ConversationRecord, ConversationStore, EventBus, MessageStore, RateLimiter, StoredMessage } from "../ports/index.js";
 import { toConversationView, type ConversationView } from "./conversation-view.js";
 import { toMessageView, type MessageView } from "./message-view.js";
 
@@ -28,6 +28,8 @@ export interface MessagingServiceOptions {
   readonly conversations: ConversationStore;
   readonly messages: MessageStore;
   readonly bus: EventBus;
+  /** Per-user send budget; absent: unlimited. */
+  readonly sendLimiter?: RateLimiter;
   readonly now?: () => Date;
 }
 
@@ -106,6 +108,18 @@ export function createMessagingService(options: MessagingServiceOptions) {
         throw invalidArgument(ErrorReason.TEXT_TOO_LONG, `the message text is longer than ${MAX_TEXT_CHARACTERS} characters`, "text", {
           max: String(MAX_TEXT_CHARACTERS),
         });
+      }
+      if (options.sendLimiter) {
+        const decision = await options.sendLimiter.take(`send:${principal.userId}`);
+        if (!decision.allowed) {
+          throw new ChatError(
+            "resource_exhausted",
+            ErrorReason.RATE_LIMITED,
+            `too many messages: wait ${decision.retryAfterMs} ms before sending again`,
+            "",
+            { retry_after_ms: String(decision.retryAfterMs) },
+          );
+        }
       }
       let conversationId: string;
       if (input.to.case === "conversationId") {
