@@ -1,10 +1,9 @@
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { randomUUID } from "node:crypto";
 import { AccountsService, type Session } from "../../gen/chat/v1/accounts_pb.js";
 import { GroupsService } from "../../gen/chat/v1/groups_pb.js";
-import { MessagingService, StreamRequestSchema, type StreamRequest } from "../../gen/chat/v1/messaging_pb.js";
+import { MessagingService, type StreamRequest } from "../../gen/chat/v1/messaging_pb.js";
 import { PresenceService } from "../../gen/chat/v1/presence_pb.js";
 import { SyncService } from "../../gen/chat/v1/sync_pb.js";
 import { DeviceStream, type DeviceStreamOptions } from "./device-stream.js";
@@ -124,8 +123,4 @@ function createTransport(options: ChatClientOptions, authorize: Interceptor): Tr
     default:
       return createConnectTransport({ ...common, httpVersion: "2" });
   }
-}
-
-export function streamRequest(init: MessageInitShape<typeof StreamRequestSchema>): StreamRequest {
-  return create(StreamRequestSchema, init);
 }

@@ -1,4 +1,4 @@
-export { ChatClient, streamRequest } from "./chat-client.js";
+export { ChatClient } from "./chat-client.js";
 export type { ChatClientOptions, Protocol } from "./chat-client.js";
 export { DeviceStream, SendRejectedError } from "./device-stream.js";
 export type { DeviceEvent, DeviceStreamOptions } from "./device-stream.js";

@@ -188,10 +188,6 @@ export function createMessagingService(options: MessagingServiceOptions) {
     readVisible(conversationId: string, range: VisibleRange, afterSeq: bigint, beforeSeq: bigint | undefined, limit: number): Promise<StoredMessage[]> {
       return messages.readRange(conversationId, { afterSeq: clampAfter(range, afterSeq), beforeSeq: clampBefore(range, beforeSeq), limit });
     },
-
-    isMember(conversationId: string, userId: string): Promise<boolean> {
-      return conversations.isMember(conversationId, userId);
-    },
   };
 }
 
