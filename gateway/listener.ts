@@ -86,7 +86,29 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     const h1 = http.createServer(options.handler);
     h1.keepAliveTimeout = 5_000;
     h1.on("upgrade", onUpgrade);
-    closeIdleHttp1 = () => h1.closeIdleConnections();
+    // Node tracks idle HTTP/1.1 connections only for a server that listens itself; this one is handed
+    // sockets by the sniffer below, so closeIdleConnections() would see none. Count requests per socket.
+    const inFlight = new Map<Socket, number>();
+    let http1Draining = false;
+    h1.on("connection", (socket: Socket) => {
+      inFlight.set(socket, 0);
+      socket.once("close", () => inFlight.delete(socket));
+    });
+    h1.on("request", (request: IncomingMessage, response: ServerResponse) => {
+      const socket = request.socket;
+      inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+      response.once("close", () => {
+        const left = (inFlight.get(socket) ?? 1) - 1;
+        inFlight.set(socket, left);
+        if (http1Draining && left === 0) socket.end();
+      });
+    });
+    // An upgraded socket belongs to the WebSocket server from then on; it closes it on drain.
+    h1.on("upgrade", (request: IncomingMessage) => inFlight.delete(request.socket));
+    closeIdleHttp1 = () => {
+      http1Draining = true;
+      for (const [socket, requests] of inFlight) if (requests === 0) socket.end();
+    };
     server = net.createServer((socket) => {
       track(socket);
       socket.once("readable", () => {
