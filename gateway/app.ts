@@ -12,7 +12,7 @@ import { createSyncService } from "../services/sync/index.js";
 import { createGraphQLEndpoint } from "../graphql/endpoint.js";
 import { graphqlSettingsFrom } from "../graphql/settings.js";
 import { bearerAuthenticator } from "./authenticate.js";
-import { openBackends } from "./backends.js";
+import { openBackends, type Backends } from "./backends.js";
 import type { GatewayConfig } from "./config.js";
 import { mapErrors } from "./connect-errors.js";
 import { accountsHandlers } from "./handlers/accounts-handlers.js";
@@ -24,6 +24,7 @@ import { createHealthService, registerHealth, ServingStatus } from "./health.js"
 import { createHttpHandler } from "./http-handler.js";
 import { listen } from "./listener.js";
 import type { Logger } from "./logger.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
 import { registerReflection } from "./reflection.js";
 import { resolveTokenSecret } from "./token-secret.js";
 
@@ -37,8 +38,11 @@ export interface ChatServer {
 /** Wires the engines named by the configuration to the services and serves them on one port. */
 export async function startChatServer(config: GatewayConfig, logger: Logger): Promise<ChatServer> {
   const graphqlSettings = graphqlSettingsFrom(config);
+  const metrics = config.metrics ? createGatewayMetrics(logger) : undefined;
   const backends = await openBackends(config, logger);
-  const { store, bus, sessions, sendLimiter, presence: presenceRegistry } = backends;
+  const { store, bus, sessions, sendLimiter, presence: presenceRegistry } = metrics ? timedBackends(backends, config, metrics) : backends;
+  const telemetry = metrics?.telemetry;
+  metrics?.watchBacklog(backends.bus);
   const tokens = createAccessTokenSigner(resolveTokenSecret(config.tokenSecret, config.dataDir), config.accessTokenTtlSeconds);
   const accounts = createAccountsService({
     store: store.accounts,
@@ -47,7 +51,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     passwordCost: config.passwordCost,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
   });
-  const messaging = createMessagingService({ accounts: store.accounts, conversations: store.conversations, messages: store.messages, bus, sendLimiter });
+  const messaging = createMessagingService({ accounts: store.accounts, conversations: store.conversations, messages: store.messages, bus, sendLimiter, telemetry });
   const sync = createSyncService({ conversations: store.conversations, messages: store.messages, receipts: store.receipts, messaging, bus });
   const groups = createGroupsService({ accounts: store.accounts, conversations: store.conversations, bus, maxMembers: config.groupMaxMembers });
   const typing = createTypingNotifier({ conversations: store.conversations, bus, throttleMs: config.typingThrottleMs, ttlMs: config.typingTtlMs });
@@ -75,6 +79,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     maxResumeCursors: 100_000,
     shutdown: draining.signal,
     reconnectAfterMs: 0,
+    telemetry,
   };
   // GraphQL calls the same services; its subscriptions are device sessions like the Connect stream.
   const graphql = createGraphQLEndpoint({
@@ -82,21 +87,23 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     settings: graphqlSettings,
     logger,
     maxRequestBytes: config.maxRequestBytes,
+    countError: metrics?.graphqlError,
   });
 
   const routes = (router: ConnectRouter) => {
-    router.service(AccountsService, mapErrors(AccountsService.typeName, accountsHandlers(accounts, authenticate), logger));
+    router.service(AccountsService, mapErrors(AccountsService.typeName, accountsHandlers(accounts, authenticate), logger, metrics?.error));
     router.service(
       MessagingService,
       mapErrors(
         MessagingService.typeName,
-        messagingHandlers(messaging, authenticate, deviceSession, sessions),
+        messagingHandlers(messaging, authenticate, deviceSession, sessions, logger),
         logger,
+        metrics?.error,
       ),
     );
-    router.service(SyncService, mapErrors(SyncService.typeName, syncHandlers(sync, authenticate), logger));
-    router.service(GroupsService, mapErrors(GroupsService.typeName, groupsHandlers(groups, authenticate), logger));
-    router.service(PresenceService, mapErrors(PresenceService.typeName, presenceHandlers(presence, authenticate), logger));
+    router.service(SyncService, mapErrors(SyncService.typeName, syncHandlers(sync, authenticate), logger, metrics?.error));
+    router.service(GroupsService, mapErrors(GroupsService.typeName, groupsHandlers(groups, authenticate), logger, metrics?.error));
+    router.service(PresenceService, mapErrors(PresenceService.typeName, presenceHandlers(presence, authenticate), logger, metrics?.error));
     registerHealth(router, health);
     registerReflection(router, servedServices);
   };
@@ -106,7 +113,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     port: config.port,
     tlsCertFile: config.tlsCertFile,
     tlsKeyFile: config.tlsKeyFile,
-    handler: createHttpHandler({ routes, maxRequestBytes: config.maxRequestBytes, logger, isReady: () => ready, graphql }),
+    handler: createHttpHandler({ routes, maxRequestBytes: config.maxRequestBytes, logger, isReady: () => ready, graphql, metrics }),
     upgrade: graphql,
   });
   ready = true;
@@ -136,5 +143,26 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
       })();
       return stopping;
     },
+  };
+}
+
+/** The same engines, with every call timed (Cassandra, Redis and NATS latencies in cluster mode). */
+function timedBackends(backends: Backends, config: GatewayConfig, metrics: GatewayMetrics): Backends {
+  const engine = (url: string) => url.split(":", 1)[0]!;
+  const store = engine(config.storeUrl);
+  const presence = engine(config.presenceUrl);
+  return {
+    ...backends,
+    store: {
+      accounts: metrics.timed(backends.store.accounts, "store", store),
+      conversations: metrics.timed(backends.store.conversations, "store", store),
+      messages: metrics.timed(backends.store.messages, "store", store),
+      receipts: metrics.timed(backends.store.receipts, "store", store),
+      close: () => backends.store.close(),
+    },
+    bus: metrics.timed(backends.bus, "bus", engine(config.busUrl)),
+    presence: metrics.timed(backends.presence, "presence", presence),
+    sessions: metrics.timed(backends.sessions, "sessions", presence),
+    sendLimiter: metrics.timed(backends.sendLimiter, "rate_limit", presence),
   };
 }

@@ -1,7 +1,8 @@
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 
 /**
- * Every setting, read from the environment and validated once at start. A bad value stops the process
+ * Every setting, read from the environment (over an optional JSON file) and validated once at start. A bad value stops the process
  * with a message naming the setting, the value given and what is accepted.
  */
 export interface GatewayConfig {
@@ -39,6 +40,8 @@ export interface GatewayConfig {
   readonly presenceTimeoutMs: number;
   readonly typingThrottleMs: number;
   readonly typingTtlMs: number;
+  /** Serve Prometheus metrics on `/metrics`. */
+  readonly metrics: boolean;
 }
 
 interface Setting<K extends keyof GatewayConfig> {
@@ -87,6 +90,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "presenceTimeoutMs", env: "CHAT_PRESENCE_TIMEOUT_MS", help: "a user is offline when no device has sent a heartbeat for this long", fallback: () => 30_000, parse: integer(100, 3_600_000), accepted: "an integer 100-3600000" },
   { key: "typingThrottleMs", env: "CHAT_TYPING_THROTTLE_MS", help: "at most one typing indicator per user and conversation in this window", fallback: () => 2_000, parse: integer(0, 60_000), accepted: "an integer 0-60000" },
   { key: "typingTtlMs", env: "CHAT_TYPING_TTL_MS", help: "a typing indicator disappears after this long without a refresh", fallback: () => 6_000, parse: integer(100, 60_000), accepted: "an integer 100-60000" },
+  { key: "metrics", env: "CHAT_METRICS", help: "serve Prometheus metrics on /metrics (same port)", fallback: () => true, parse: flag, accepted: "on/off (also true/false, 1/0, yes/no)" },
   { key: "graphqlIntrospection", env: "CHAT_GRAPHQL_INTROSPECTION", help: "answer GraphQL introspection queries (turn off in production if the schema is private)", fallback: () => true, parse: flag, accepted: "on/off (also true/false, 1/0, yes/no)" },
   { key: "graphqlGraphiql", env: "CHAT_GRAPHQL_GRAPHIQL", help: "serve GraphiQL on GET /graphql", fallback: (c) => c.graphqlIntrospection ?? true, parse: flag, accepted: "on/off (also true/false, 1/0, yes/no); default: as CHAT_GRAPHQL_INTROSPECTION" },
   { key: "graphqlMaxDepth", env: "CHAT_GRAPHQL_MAX_DEPTH", help: "deepest field nesting of a GraphQL operation", fallback: () => 10, parse: integer(2, 100), accepted: "an integer 2-100" },
@@ -97,10 +101,58 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export const CONFIG_FILE_ENV = "CHAT_CONFIG_FILE";
+
+/** `--config <path>` or `--config=<path>` among the arguments, else `CHAT_CONFIG_FILE`. */
+export function configFilePath(argv: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--config") {
+      const path = argv[i + 1];
+      if (!path) throw new ConfigError("--config needs a path: --config settings.json");
+      return path;
+    }
+    if (arg.startsWith("--config=")) return arg.slice("--config=".length);
+  }
+  return env[CONFIG_FILE_ENV] || undefined;
+}
+
+/**
+ * A JSON object of setting names (the environment variable names) to values. Unknown names are
+ * refused rather than ignored, so a misspelt setting is not silently left at its default.
+ */
+export function readConfigFile(path: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new ConfigError(`config file ${JSON.stringify(path)} could not be read: ${(error as Error).message}; expected a JSON object of setting names to values`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${JSON.stringify(path)} is not valid: expected a JSON object of setting names to values`);
+  }
+  const known = new Set(SETTINGS.map((setting) => setting.env));
+  const values: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (!known.has(name)) {
+      throw new ConfigError(`config file ${JSON.stringify(path)}: ${name} is not a setting; accepted names are listed by --help`);
+    }
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
+      throw new ConfigError(`config file ${JSON.stringify(path)}: ${name}=${JSON.stringify(value)} is not valid: expected a string, number or boolean`);
+    }
+    values[name] = String(value);
+  }
+  return values;
+}
+
+/** Settings from the environment, over those of the config file when one is given. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = process.argv.slice(2)): GatewayConfig {
+  const filePath = configFilePath(argv, env);
+  const file = filePath ? readConfigFile(filePath) : {};
   const config: Partial<Record<keyof GatewayConfig, unknown>> = {};
   for (const setting of SETTINGS) {
-    const raw = env[setting.env];
+    const fromEnv = env[setting.env];
+    const raw = fromEnv === undefined || fromEnv === "" ? file[setting.env] : fromEnv;
     if (raw === undefined || raw === "") {
       config[setting.key] = setting.fallback(config as Partial<GatewayConfig>);
       continue;
@@ -119,7 +171,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 }
 
 export function describeSettings(): string {
-  const lines = ["Settings (environment variables):", ""];
+  const lines = [
+    "Settings (environment variables; also accepted from a JSON file of the same names given by",
+    `--config <path> or ${CONFIG_FILE_ENV}, with the environment taking precedence):`,
+    "",
+  ];
   for (const setting of SETTINGS) {
     const fallback = setting.fallback({});
     lines.push(`  ${setting.env.padEnd(32)} ${setting.help}`);

@@ -25,7 +25,19 @@ function withReason(message: string, code: Code, reason: ErrorReason, field = ""
  * a request the framework could not decode is the client's malformed frame; anything else is logged
  * and reported as a bare internal error, so driver messages never reach a client.
  */
-export function toConnectError(error: unknown, logger: Logger, method: string): ConnectError {
+export function toConnectError(error: unknown, logger: Logger, method: string, countError?: CountError): ConnectError {
+  const converted = convert(error, logger, method);
+  if (countError) {
+    const detail = converted.findDetails(ErrorDetailSchema)[0];
+    countError(converted.code, detail?.reason ?? ErrorReason.UNSPECIFIED);
+  }
+  return converted;
+}
+
+/** Counts an error by its code number and reason; both come from closed enums, so labels stay bounded. */
+export type CountError = (code: number, reason: ErrorReason) => void;
+
+function convert(error: unknown, logger: Logger, method: string): ConnectError {
   if (error instanceof ChatError) {
     return withReason(error.message, CODES[error.code], error.reason, error.field, { ...error.metadata });
   }
@@ -45,7 +57,7 @@ export function toConnectError(error: unknown, logger: Logger, method: string): 
 type AnyHandler = (request: never, context: HandlerContext) => unknown;
 
 /** Wraps every method of a service implementation so its errors go through `toConnectError`. */
-export function mapErrors<T extends Record<string, AnyHandler>>(serviceName: string, impl: T, logger: Logger): T {
+export function mapErrors<T extends Record<string, AnyHandler>>(serviceName: string, impl: T, logger: Logger, countError?: CountError): T {
   const wrapped: Record<string, unknown> = {};
   for (const [name, handler] of Object.entries(impl)) {
     const method = `${serviceName}.${name}`;
@@ -57,12 +69,12 @@ export function mapErrors<T extends Record<string, AnyHandler>>(serviceName: str
           try {
             yield* result as AsyncIterable<unknown>;
           } catch (error) {
-            throw toConnectError(error, logger, method);
+            throw toConnectError(error, logger, method, countError);
           }
         })();
       }
       return (result as Promise<unknown>).catch((error: unknown) => {
-        throw toConnectError(error, logger, method);
+        throw toConnectError(error, logger, method, countError);
       });
     };
   }

@@ -14,6 +14,8 @@ export interface HttpHandlerOptions {
   readonly isReady: () => boolean;
   /** GraphQL over HTTP at `path` (its WebSocket side is the listener's upgrade handler). */
   readonly graphql?: { readonly path: string; readonly handle: RequestHandler };
+  /** Prometheus text format on `/metrics`. */
+  readonly metrics?: { readonly handle: RequestHandler };
 }
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -55,9 +57,10 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
       return;
     }
     if (options.graphql && path === options.graphql.path) return options.graphql.handle(request, response);
+    if (options.metrics && path === "/metrics") return options.metrics.handle(request, response);
     if (path === "/healthz") return probe(response, true, "ok\n");
     if (path === "/readyz") return options.isReady() ? probe(response, true, "ready\n") : probe(response, false, "not ready\n");
     response.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
-    response.end(`not found: this gateway serves chat.v1 over Connect, gRPC and gRPC-web${options.graphql ? `, GraphQL at ${options.graphql.path}` : ""}, /healthz and /readyz\n`);
+    response.end(`not found: this gateway serves chat.v1 over Connect, gRPC and gRPC-web${options.graphql ? `, GraphQL at ${options.graphql.path}` : ""}${options.metrics ? ", /metrics" : ""}, /healthz and /readyz\n`);
   };
 }

@@ -18,6 +18,8 @@ export interface GraphQLEndpointOptions {
   readonly logger: Logger;
   /** The largest request body (HTTP) or WebSocket message accepted, as for Connect. */
   readonly maxRequestBytes: number;
+  /** Counts each error a client is given, by its gRPC code name and its `extensions.code`. */
+  readonly countError?: (grpcCode: string, code: string) => void;
 }
 
 /** As an UpgradeHandler: graphql-ws over WebSocket at /graphql (404 elsewhere); its drain closes every socket with 1001. */
@@ -59,7 +61,7 @@ function withoutHttp(error: GraphQLError): GraphQLError {
  */
 export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLEndpoint {
   const { services, settings, logger } = options;
-  const toClientError = createErrorMapper(logger);
+  const toClientError = createErrorMapper(logger, options.countError);
   const depthRule = queryDepthRule(settings.maxDepth);
 
   const validation: Plugin = {

@@ -58,8 +58,15 @@ function rootCause(error: unknown): unknown {
  * message and get a code; anything else is logged and reported as a bare internal error, so driver
  * messages never reach a client.
  */
-export function createErrorMapper(logger: Logger) {
+export function createErrorMapper(logger: Logger, countError?: (grpcCode: string, code: string) => void) {
   return function toClientError(error: unknown): GraphQLError {
+    const mapped = map(error);
+    const { code, grpcCode } = mapped.extensions;
+    countError?.(String(grpcCode), String(code));
+    return mapped;
+  };
+
+  function map(error: unknown): GraphQLError {
     const cause = rootCause(error);
     const located = error instanceof GraphQLError ? { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path } : {};
     if (cause instanceof ChatError) {

@@ -66,7 +66,7 @@ export function openFeed<T>(services: GraphQLServices, principal: Principal, req
       // Registered before the session reads the store (as the Connect stream does), so events
       // committed after that read are routed to this gateway.
       await services.sessions.register(principal.userId, registration);
-      yield* runDeviceSession(options, principal, inbound, abort.signal);
+      yield* runDeviceSession(options, principal, inbound, abort.signal, { surface: "graphql", streamId: registration });
     } finally {
       clearInterval(heartbeat);
       inbound.end();

@@ -280,6 +280,10 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
       }
     },
 
+    async backlog() {
+      const info = await jsm.consumers.info(settings.streamName, durableOf(gatewayId));
+      return { pending: info.num_pending, ackPending: info.num_ack_pending };
+    },
     subscribe(userId, subscribeOptions) {
       return local.subscribe(userId, subscribeOptions);
     },

@@ -4,7 +4,18 @@ import { ConversationChange, ReceiptKind, type StreamRequest, type StreamRequest
 import type { Principal } from "../accounts/index.js";
 import { ChatError, ErrorReason, invalidArgument } from "../errors.js";
 import { AsyncQueue } from "../lib/async-queue.js";
-import { BusOverflowError, type BusEvent, type EventBus, type PresenceRegistry, type PresenceState, type PresenceWatch, type StoredMessage } from "../ports/index.js";
+import {
+  BusOverflowError,
+  noTelemetry,
+  type BusEvent,
+  type EventBus,
+  type PresenceRegistry,
+  type PresenceState,
+  type PresenceWatch,
+  type StoredMessage,
+  type Surface,
+  type Telemetry,
+} from "../ports/index.js";
 import { checkPresenceUsers, toPresenceView } from "../presence/index.js";
 import type { SyncService } from "../sync/index.js";
 import { toConversationView } from "./conversation-view.js";
@@ -32,6 +43,13 @@ export interface DeviceSessionOptions {
   /** Aborted when the server is draining: the device is told to reconnect elsewhere, then the stream ends. */
   readonly shutdown?: AbortSignal;
   readonly reconnectAfterMs?: number;
+  readonly telemetry?: Telemetry;
+}
+
+/** Where a session comes from: the surface is a metric label, the stream id only goes into logs. */
+export interface SessionOrigin {
+  readonly surface: Surface;
+  readonly streamId?: string;
 }
 
 type Work =
@@ -61,8 +79,10 @@ export async function* runDeviceSession(
   principal: Principal,
   requests: AsyncIterable<StreamRequest>,
   signal: AbortSignal,
+  origin: SessionOrigin = { surface: "connect" },
 ): AsyncGenerator<ServerFrame> {
   const { messaging, bus, presence } = options;
+  const telemetry = options.telemetry ?? noTelemetry;
   const inbound = requests[Symbol.asyncIterator]();
   const hello = await firstFrame(inbound, options.helloTimeoutMs, signal);
 
@@ -79,6 +99,7 @@ export async function* runDeviceSession(
   };
 
   try {
+    telemetry.deviceConnected(origin.surface);
     await presence.heartbeat(principal.userId, principal.deviceId);
     const heads = await messaging.heads(principal.userId);
     yield {
@@ -121,7 +142,11 @@ export async function* runDeviceSession(
     signal.removeEventListener("abort", onAbort);
     options.shutdown?.removeEventListener("abort", onShutdown);
     subscription.close();
-    presenceWatch?.close();
+    if (presenceWatch) {
+      presenceWatch.close();
+      telemetry.presenceWatchEnded();
+    }
+    telemetry.deviceDisconnected(origin.surface);
     work.end();
     // A device that said goodbye goes offline now; one that vanished keeps the user online until its
     // heartbeat times out, so a dropped connection that comes straight back does not flicker.
@@ -141,7 +166,7 @@ export async function* runDeviceSession(
       const page = await messaging.readVisible(conversationId, range, after, beforeSeq, options.catchUpPageSize);
       for (const message of page) {
         delivered.set(conversationId, message.seq);
-        yield { frame: { case: "message", value: toMessageView(message) } };
+        yield* messageFrame(message);
       }
       if (page.length < options.catchUpPageSize) {
         // Nothing visible below beforeSeq is left: the next live message follows on directly.
@@ -196,6 +221,15 @@ export async function* runDeviceSession(
     if (last !== undefined && message.seq <= last) return;
     if (last === undefined || message.seq > last + 1n) yield* catchUp(message.conversationId, message.seq);
     delivered.set(message.conversationId, message.seq);
+    yield* messageFrame(message);
+  }
+
+  function* messageFrame(message: StoredMessage): Generator<ServerFrame> {
+    // Measured as the frame is handed on, i.e. once the device has taken the previous one.
+    telemetry.messageDelivered(
+      { messageId: message.messageId, conversationId: message.conversationId, seq: message.seq, traceId: origin.streamId },
+      Date.now() - message.sentAt.getTime(),
+    );
     yield { frame: { case: "message", value: toMessageView(message) } };
   }
 
@@ -241,10 +275,10 @@ export async function* runDeviceSession(
       switch (frame.case) {
         case "send": {
           try {
-            const result = await messaging.send(principal, { clientMsgId: frame.value.clientMsgId, to: frame.value.to, text: frame.value.text });
+            const result = await messaging.send(principal, { clientMsgId: frame.value.clientMsgId, to: frame.value.to, text: frame.value.text }, origin.streamId);
             return { frame: { case: "ack", value: result } };
           } catch (error) {
-            return { frame: { case: "rejected", value: { clientMsgId: frame.value.clientMsgId, frame: "send", status: statusOf(error) } } };
+            return { frame: { case: "rejected", value: { clientMsgId: frame.value.clientMsgId, frame: "send", status: rejected(error) } } };
           }
         }
         case "heartbeat":
@@ -267,8 +301,14 @@ export async function* runDeviceSession(
           throw invalidArgument(ErrorReason.MALFORMED_FRAME, "the frame has no content: set one of the frame fields", "frame");
       }
     } catch (error) {
-      return { frame: { case: "rejected", value: { frame: frame.case ?? "", status: statusOf(error) } } };
+      return { frame: { case: "rejected", value: { frame: frame.case ?? "", status: rejected(error) } } };
     }
+  }
+
+  function rejected(error: unknown) {
+    const status = statusOf(error);
+    telemetry.frameRejected(status.code ?? 0, status.reason ?? 0);
+    return status;
   }
 
   /** Watch-on-view: only the users on the device's screen, their current state first, then changes. */
@@ -277,6 +317,7 @@ export async function* runDeviceSession(
     if (presenceWatch) presenceWatch.update(userIds);
     else {
       presenceWatch = presence.watch(userIds, { bufferLimit: options.outboundLimit });
+      telemetry.presenceWatchStarted();
       void pumpPresence(presenceWatch);
     }
     for (const state of await presence.lookup(userIds)) work.push({ presence: state });

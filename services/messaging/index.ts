@@ -1,5 +1,5 @@
 export { runDeviceSession } from "./device-session.js";
-export type { DeviceSessionOptions, ServerFrame } from "./device-session.js";
+export type { DeviceSessionOptions, ServerFrame, SessionOrigin } from "./device-session.js";
 export { CODE_NUMBERS, statusOf } from "./frame-status.js";
 export { toMessageView } from "./message-view.js";
 export type { MessageView } from "./message-view.js";

@@ -1,7 +1,7 @@
 import type { Principal } from "../accounts/index.js";
 import { ChatError, ErrorReason, invalidArgument, notFound, permissionDenied } from "../errors.js";
 import { directConversationId, newId } from "../lib/ids.js";
-import type { AccountStore, ConversationHead, ConversationRecord, ConversationStore, EventBus, MessageStore, RateLimiter, StoredMessage } from "../ports/index.js";
+import { noTelemetry, type AccountStore, type ConversationHead, type ConversationRecord, type ConversationStore, type EventBus, type MessageStore, type RateLimiter, type StoredMessage, type Telemetry } from "../ports/index.js";
 import { toConversationView, type ConversationView } from "./conversation-view.js";
 import { toMessageView, type MessageView } from "./message-view.js";
 
@@ -31,6 +31,7 @@ export interface MessagingServiceOptions {
   /** Per-user send budget; absent: unlimited. */
   readonly sendLimiter?: RateLimiter;
   readonly now?: () => Date;
+  readonly telemetry?: Telemetry;
 }
 
 /** The seqs a member may see: from the event that added them to the one that removed them. */
@@ -58,6 +59,7 @@ export type MessagingService = ReturnType<typeof createMessagingService>;
 export function createMessagingService(options: MessagingServiceOptions) {
   const { conversations, messages, bus, accounts } = options;
   const now = options.now ?? (() => new Date());
+  const telemetry = options.telemetry ?? noTelemetry;
 
   const notMember = () =>
     permissionDenied(ErrorReason.NOT_A_MEMBER, "you are not a member of this conversation (or it does not exist)", "conversation_id");
@@ -93,7 +95,8 @@ export function createMessagingService(options: MessagingServiceOptions) {
 
   return {
     /** Validates, stores durably (assigning the seq), then fans out. Resolves only after the write. */
-    async send(principal: Principal, input: SendInput): Promise<{ message: MessageView; duplicate: boolean }> {
+    async send(principal: Principal, input: SendInput, traceId?: string): Promise<{ message: MessageView; duplicate: boolean }> {
+      const started = performance.now();
       if (!CLIENT_MSG_ID.test(input.clientMsgId)) {
         throw invalidArgument(
           ErrorReason.CLIENT_MSG_ID_INVALID,
@@ -131,6 +134,7 @@ export function createMessagingService(options: MessagingServiceOptions) {
         throw invalidArgument(ErrorReason.INVALID_ARGUMENT, "set conversation_id or recipient_user_id", "conversation_id");
       }
       const sentAt = now();
+      const writeStarted = performance.now();
       const { message, duplicate } = await messages.append({
         messageId: newId("m", sentAt.getTime()),
         conversationId,
@@ -141,7 +145,14 @@ export function createMessagingService(options: MessagingServiceOptions) {
         text: input.text,
         sentAt,
       });
-      if (!duplicate) await bus.publish(await conversations.listMemberIds(conversationId), { kind: "message", message });
+      const stored = performance.now();
+      telemetry.storeWrite(stored - writeStarted);
+      if (!duplicate) {
+        await bus.publish(await conversations.listMemberIds(conversationId), { kind: "message", message });
+        const published = performance.now();
+        telemetry.fanOut(published - stored);
+        telemetry.messageAccepted({ messageId: message.messageId, conversationId, seq: message.seq, traceId }, published - started);
+      }
       return { message: toMessageView(message), duplicate };
     },
 

@@ -40,6 +40,8 @@ export interface EventBus {
   publish(userIds: readonly string[], event: BusEvent): Promise<void>;
   subscribe(userId: string, options?: SubscribeOptions): BusSubscription;
   close(): Promise<void>;
+  /** Events queued for this gateway but not yet taken or not yet acknowledged; only buses that queue have one. */
+  backlog?(): Promise<{ readonly pending: number; readonly ackPending: number }>;
 }
 
 export class BusOverflowError extends Error {

@@ -35,3 +35,5 @@ export interface ChatStore {
   /** Completes pending writes, then releases the engine. */
   close(): Promise<void>;
 }
+export { noTelemetry } from "./telemetry.js";
+export type { MessageTrace, Surface, Telemetry } from "./telemetry.js";

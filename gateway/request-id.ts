@@ -1,0 +1,10 @@
+import { randomUUID } from "node:crypto";
+
+// A caller's id is kept so its logs and ours line up, but only if it is short and plain: it ends up in every log line of the call.
+const USABLE = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** The id that ties a call's log lines together: the caller's `x-request-id`, or a new one. */
+export function requestIdOf(headers: Headers): string {
+  const given = headers.get("x-request-id");
+  return given && USABLE.test(given) ? given : randomUUID();
+}
