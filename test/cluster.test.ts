@@ -22,11 +22,18 @@ function collect(stream: DeviceStream, into: Message[]): Promise<void> {
   })().catch(() => undefined);
 }
 
+/** Polls until the check holds; a check that throws (a backend still coming back) counts as "not yet". */
 async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ""}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
