@@ -1,7 +1,8 @@
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { randomUUID } from "node:crypto";
 import { AccountsService, type Session } from "../../gen/chat/v1/accounts_pb.js";
+import { ErrorDetailSchema, ErrorReason } from "../../gen/chat/v1/errors_pb.js";
 import { GroupsService } from "../../gen/chat/v1/groups_pb.js";
 import { MessagingService, type StreamRequest } from "../../gen/chat/v1/messaging_pb.js";
 import { PresenceService } from "../../gen/chat/v1/presence_pb.js";
@@ -16,6 +17,14 @@ export interface ChatClientOptions {
   readonly protocol?: Protocol;
   /** Per-call deadline for unary calls. */
   readonly timeoutMs?: number;
+  /**
+   * HTTP/2 PING interval. Set it for long-lived clients: a connection that died without a FIN (a
+   * network that vanished) is only found out by an unanswered PING, and until then every new stream
+   * would be opened on it and hang.
+   */
+  readonly pingIntervalMs?: number;
+  /** How long a PING may go unanswered before the connection is dropped; default 15 s. */
+  readonly pingTimeoutMs?: number;
 }
 
 /**
@@ -28,7 +37,14 @@ export class ChatClient {
   readonly groups: Client<typeof GroupsService>;
   readonly sync: Client<typeof SyncService>;
   readonly presence: Client<typeof PresenceService>;
+  /**
+   * When set, a unary call that fails with TOKEN_EXPIRED refreshes the token once and is retried.
+   * Off by default so that callers who test expiry see the raw error; ChatSession turns it on.
+   */
+  autoRefresh = false;
   private currentSession: Session | undefined;
+  private refreshing: Promise<Session> | undefined;
+  private readonly sessionListeners = new Set<(session: Session | undefined) => void>();
 
   constructor(readonly options: ChatClientOptions) {
     const transport = createTransport(options, this.authorize);
@@ -52,24 +68,54 @@ export class ChatClient {
     return this.session.deviceId;
   }
 
+  get isLoggedIn(): boolean {
+    return this.currentSession !== undefined;
+  }
+
   async signUp(username: string, password: string, displayName = username, deviceName = "sdk"): Promise<Session> {
     const { session } = await this.accounts.signUp({ username, password, displayName, deviceName });
-    return (this.currentSession = session!);
+    return this.setSession(session!);
   }
 
   async logIn(username: string, password: string, deviceName = "sdk"): Promise<Session> {
     const { session } = await this.accounts.logIn({ username, password, deviceName });
-    return (this.currentSession = session!);
+    return this.setSession(session!);
   }
 
   async refresh(): Promise<Session> {
     const { session } = await this.accounts.refresh({ refreshToken: this.session.refreshToken });
-    return (this.currentSession = session!);
+    return this.setSession(session!);
+  }
+
+  /**
+   * Refreshes, sharing one call among concurrent callers: the refresh token rotates, so a second
+   * refresh with the same token would be refused (and may look like token theft to the server).
+   */
+  refreshOnce(): Promise<Session> {
+    this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  /** Adopts a session saved earlier (e.g. by a ChatSession's storage) without logging in again. */
+  restore(session: Session): void {
+    this.setSession(session);
+  }
+
+  /** Called after every login, refresh and logout, so the tokens can be saved. Returns the unsubscriber. */
+  onSessionChange(listener: (session: Session | undefined) => void): () => void {
+    this.sessionListeners.add(listener);
+    return () => this.sessionListeners.delete(listener);
   }
 
   async logOut(): Promise<void> {
     await this.accounts.logOut({});
-    this.currentSession = undefined;
+    this.setSession(undefined);
+  }
+
+  private setSession<S extends Session | undefined>(session: S): S {
+    this.currentSession = session;
+    for (const listener of this.sessionListeners) listener(session);
+    return session;
   }
 
   /** Sends without a stream. A new client_msg_id is made unless one is given (give it to retry). */
@@ -107,14 +153,28 @@ export class ChatClient {
     return new DeviceStream((requests: AsyncIterable<StreamRequest>, signal: AbortSignal) => this.messaging.stream(requests, { signal }), options);
   }
 
-  private readonly authorize: Interceptor = (next) => (request) => {
+  private readonly authorize: Interceptor = (next) => async (request) => {
     if (this.currentSession) request.header.set("authorization", `Bearer ${this.currentSession.accessToken}`);
-    return next(request);
+    try {
+      return await next(request);
+    } catch (error) {
+      // Only unary calls are retried: a stream's request messages are already consumed.
+      if (!this.autoRefresh || request.stream || request.method.name === "Refresh" || !this.currentSession || !isTokenExpired(error)) throw error;
+      await this.refreshOnce();
+      request.header.set("authorization", `Bearer ${this.currentSession.accessToken}`);
+      return await next(request);
+    }
   };
 }
 
 function createTransport(options: ChatClientOptions, authorize: Interceptor): Transport {
-  const common = { baseUrl: options.baseUrl, interceptors: [authorize], defaultTimeoutMs: options.timeoutMs };
+  const common = {
+    baseUrl: options.baseUrl,
+    interceptors: [authorize],
+    defaultTimeoutMs: options.timeoutMs,
+    pingIntervalMs: options.pingIntervalMs,
+    pingTimeoutMs: options.pingTimeoutMs,
+  };
   switch (options.protocol ?? "connect") {
     case "grpc":
       return createGrpcTransport(common);
@@ -123,4 +183,10 @@ function createTransport(options: ChatClientOptions, authorize: Interceptor): Tr
     default:
       return createConnectTransport({ ...common, httpVersion: "2" });
   }
+}
+
+/** True for the error a call gets when its access token has expired (refreshing fixes it). */
+export function isTokenExpired(error: unknown): boolean {
+  const connectError = ConnectError.from(error);
+  return connectError.code === Code.Unauthenticated && connectError.findDetails(ErrorDetailSchema)[0]?.reason === ErrorReason.TOKEN_EXPIRED;
 }
