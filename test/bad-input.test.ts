@@ -140,11 +140,11 @@ describe("bad input", () => {
   });
 
   it("refuses an expired token", async () => {
-    const shortLived = await startServer({ env: { CHAT_ACCESS_TOKEN_TTL_SECONDS: "1" } });
+    const shortLived = await startServer({ env: { CHAT_ACCESS_TOKEN_TTL_SECONDS: "3" } });
     try {
       const carol = await newUser(shortLived.url, "carol");
       await carol.history((await carol.openDirect((await newUser(shortLived.url, "dave")).userId)).conversationId);
-      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      await new Promise((resolve) => setTimeout(resolve, 3_100));
       await expectChatError(carol.accounts.getMe({}), Code.Unauthenticated, ErrorReason.TOKEN_EXPIRED);
       // The refresh token still works and gives a fresh access token; a used refresh token does not.
       const used = carol.session.refreshToken;
