@@ -1,11 +1,8 @@
-import { AsyncQueue } from "../../services/lib/async-queue.js";
-import { PresenceOverflowError, type PresenceRegistry, type PresenceState, type PresenceWatch } from "../../services/ports/index.js";
+import type { PresenceRegistry, PresenceState, PresenceWatch } from "../../services/ports/index.js";
+import { createPresenceWatchers } from "../presence-watchers/index.js";
 
-const DEFAULT_BUFFER_LIMIT = 1000;
 /** The sweep never waits longer than this, so a long timeout does not also mean a late offline. */
 const MAX_SWEEP_INTERVAL_MS = 1000;
-
-/** Ends a watch whose reader fell too far behind: it should re-read the states with lookup and watch again. */
 
 export interface MemoryPresenceOptions {
   /** How long a device counts as alive after its last heartbeat. */
@@ -34,11 +31,6 @@ interface User {
   lastSeen: number;
 }
 
-interface Watcher {
-  readonly queue: AsyncQueue<PresenceState>;
-  /** Kept after the watch ends, so the reader still gets what was buffered before a clean close. */
-  watched: ReadonlySet<string>;
-}
 
 /**
  * The single-process presence registry.
@@ -86,8 +78,7 @@ export function createMemoryPresence(options: MemoryPresenceOptions): PresenceRe
     else earliest = device;
     latest = device;
   }
-  const watchersByUser = new Map<string, Set<Watcher>>();
-  const open = new Set<Watcher>();
+  const watchers = createPresenceWatchers();
   let closed = false;
   // The deadline order needs time that never goes back; a clock step back would otherwise leave a
   // later deadline in front of an earlier one and hold the sweep up behind it.
@@ -98,10 +89,7 @@ export function createMemoryPresence(options: MemoryPresenceOptions): PresenceRe
   }
 
   function emit(userId: string, online: boolean, lastSeen: number): void {
-    const set = watchersByUser.get(userId);
-    if (!set) return;
-    const state: PresenceState = { userId, online, lastSeen: new Date(lastSeen) };
-    for (const watcher of set) watcher.queue.push(state);
+    watchers.notify({ userId, online, lastSeen: new Date(lastSeen) });
   }
 
   // Run before every operation as well as by the timer: lookups then agree with the deadlines
@@ -120,23 +108,6 @@ export function createMemoryPresence(options: MemoryPresenceOptions): PresenceRe
   const sweep = setInterval(() => expire(clock()), sweepIntervalMs);
   // Presence alone must never keep a process alive.
   sweep.unref();
-
-  function index(watcher: Watcher, userIds: Iterable<string>): void {
-    for (const userId of userIds) {
-      let set = watchersByUser.get(userId);
-      if (!set) watchersByUser.set(userId, (set = new Set()));
-      set.add(watcher);
-    }
-  }
-
-  function unindex(watcher: Watcher, userIds: Iterable<string>): void {
-    for (const userId of userIds) {
-      const set = watchersByUser.get(userId);
-      if (!set) continue;
-      set.delete(watcher);
-      if (set.size === 0) watchersByUser.delete(userId);
-    }
-  }
 
   return {
     async heartbeat(userId, deviceId) {
@@ -183,58 +154,14 @@ export function createMemoryPresence(options: MemoryPresenceOptions): PresenceRe
     },
 
     watch(userIds, watchOptions = {}): PresenceWatch {
-      const limit = watchOptions.bufferLimit ?? DEFAULT_BUFFER_LIMIT;
-      if (!(limit >= 1)) throw new RangeError(`bufferLimit must be at least 1, got ${limit}`);
-      const queue = new AsyncQueue<PresenceState>(
-        limit,
-        () => new PresenceOverflowError(`more than ${limit} presence changes waited for one watcher`),
-      );
-      const watcher: Watcher = { queue, watched: new Set(userIds) };
-      if (closed) {
-        queue.end();
-      } else {
-        open.add(watcher);
-        index(watcher, watcher.watched);
-        void queue.closed.then(() => {
-          open.delete(watcher);
-          unindex(watcher, watcher.watched);
-        });
-      }
-      return {
-        [Symbol.asyncIterator](): AsyncIterator<PresenceState> {
-          const inner = queue[Symbol.asyncIterator]();
-          return {
-            // Changes buffered before an update() for users no longer watched are dropped here, so
-            // a reader never sees a user it has stopped watching.
-            async next() {
-              for (;;) {
-                const result = await inner.next();
-                if (result.done || watcher.watched.has(result.value.userId)) return result;
-              }
-            },
-            return: () => inner.return!(),
-            throw: () => inner.throw!(),
-          };
-        },
-        update(next) {
-          if (queue.isEnded) return;
-          const replaced = new Set(next);
-          unindex(watcher, [...watcher.watched].filter((userId) => !replaced.has(userId)));
-          index(watcher, replaced);
-          watcher.watched = replaced;
-        },
-        close: () => queue.end(),
-        closed: queue.closed,
-      };
+      return watchers.watch(userIds, watchOptions);
     },
 
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(sweep);
-      for (const watcher of open) watcher.queue.end();
-      open.clear();
-      watchersByUser.clear();
+      watchers.closeAll();
     },
   } satisfies PresenceRegistry;
 }

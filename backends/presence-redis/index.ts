@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
-import { AsyncQueue } from "../../services/lib/async-queue.js";
-import { PresenceOverflowError, type PresenceRegistry, type PresenceState, type PresenceWatch } from "../../services/ports/index.js";
+import type { PresenceRegistry, PresenceState, PresenceWatch } from "../../services/ports/index.js";
+import { createPresenceWatchers } from "../presence-watchers/index.js";
 
 /** What this engine logs: an outage and its end (pino's `warn(obj, msg)` fits). */
 export interface PresenceLogger {
@@ -25,7 +25,6 @@ export interface RedisPresenceOptions {
 }
 
 const DEFAULT_KEY_PREFIX = "chat:presence:";
-const DEFAULT_BUFFER_LIMIT = 1000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 /** The sweep never waits longer than this, so a long timeout does not also mean a late offline. */
 const MAX_SWEEP_INTERVAL_MS = 1000;
@@ -130,12 +129,6 @@ interface PresenceCommands {
   chatPresenceLookup(keyCount: number, ...keysThenUsers: string[]): Promise<(string | number)[]>;
 }
 
-interface Watcher {
-  readonly queue: AsyncQueue<PresenceState>;
-  /** Kept after the watch ends, so the reader still gets what was buffered before a clean close. */
-  watched: ReadonlySet<string>;
-}
-
 /** The last state this registry passed on for a watched user, and Redis' time of it. */
 interface Known {
   online: boolean;
@@ -194,9 +187,9 @@ export function createRedisPresence(options: RedisPresenceOptions): PresenceRegi
   redis.defineCommand("chatPresenceLookup", { lua: LOOKUP_LUA });
   const commands = redis as unknown as PresenceCommands;
 
-  const watchersByUser = new Map<string, Set<Watcher>>();
+  // Redis channels follow the watchers: subscribed with a user's first watcher, left with the last.
+  const watchers = createPresenceWatchers({ firstWatcher: (userId) => listen(userId), lastWatcher: (userId) => unlisten(userId) });
   const known = new Map<string, Known>();
-  const open = new Set<Watcher>();
   const subscribing = new Set<Promise<unknown>>();
   let closed = false;
   let down = false;
@@ -224,11 +217,10 @@ export function createRedisPresence(options: RedisPresenceOptions): PresenceRegi
     known.set(userId, { online, at, lastSeen: lastSeen ?? last?.lastSeen });
     // A re-read state is only a change if there was a state to change from.
     if (!isChange && !last) return;
-    const watchers = watchersByUser.get(userId);
-    if (!watchers) return;
+    if (!watchers.isWatched(userId)) return;
     const seenAt = lastSeen ?? last?.lastSeen;
     const state: PresenceState = seenAt === undefined ? { userId, online } : { userId, online, lastSeen: new Date(seenAt) };
-    for (const watcher of watchers) watcher.queue.push(state);
+    watchers.notify(state);
   }
 
   subscriber.on("message", (_channel: string, message: string) => {
@@ -236,7 +228,7 @@ export function createRedisPresence(options: RedisPresenceOptions): PresenceRegi
     const second = message.indexOf("|", first + 1);
     const third = message.indexOf("|", second + 1);
     const userId = message.slice(third + 1);
-    if (!watchersByUser.has(userId)) return;
+    if (!watchers.isWatched(userId)) return;
     apply(userId, message.slice(0, first) === "1", Number(message.slice(first + 1, second)), Number(message.slice(second + 1, third)), true);
   });
 
@@ -244,7 +236,7 @@ export function createRedisPresence(options: RedisPresenceOptions): PresenceRegi
   let subscriberReadyOnce = false;
   subscriber.on("ready", () => {
     if (subscriberReadyOnce && !closed) {
-      const users = [...watchersByUser.keys()];
+      const users = watchers.watchedUsers();
       for (let i = 0; i < users.length; i += LOOKUP_CHUNK) listen(...users.slice(i, i + LOOKUP_CHUNK));
       clearTimeout(resyncTimer);
       resyncTimer = setTimeout(() => void resync(), timeoutMs + sweepIntervalMs + 50);
@@ -254,13 +246,13 @@ export function createRedisPresence(options: RedisPresenceOptions): PresenceRegi
   });
 
   async function resync(): Promise<void> {
-    const users = [...watchersByUser.keys()];
+    const users = watchers.watchedUsers();
     try {
       for (let i = 0; i < users.length && !closed; i += LOOKUP_CHUNK) {
         const chunk = users.slice(i, i + LOOKUP_CHUNK);
         const { at, states } = await read(chunk);
         chunk.forEach((userId, index) => {
-          if (watchersByUser.has(userId)) apply(userId, states[index]!.online, states[index]!.lastSeen, at, false);
+          if (watchers.isWatched(userId)) apply(userId, states[index]!.online, states[index]!.lastSeen, at, false);
         });
       }
     } catch (error) {
@@ -306,26 +298,6 @@ export function createRedisPresence(options: RedisPresenceOptions): PresenceRegi
     subscriber.unsubscribe(channelOf(userId)).catch((error: unknown) => failed(error, "unsubscribe"));
   }
 
-  function index(watcher: Watcher, userIds: Iterable<string>): void {
-    for (const userId of userIds) {
-      let set = watchersByUser.get(userId);
-      if (!set) {
-        watchersByUser.set(userId, (set = new Set()));
-        listen(userId);
-      }
-      set.add(watcher);
-    }
-  }
-
-  function unindex(watcher: Watcher, userIds: Iterable<string>): void {
-    for (const userId of userIds) {
-      const set = watchersByUser.get(userId);
-      if (!set?.delete(watcher) || set.size > 0) continue;
-      watchersByUser.delete(userId);
-      unlisten(userId);
-    }
-  }
-
   async function write(what: string, run: () => Promise<number>): Promise<void> {
     if (closed) return;
     if (subscribing.size > 0) await Promise.allSettled([...subscribing]);
@@ -362,49 +334,7 @@ export function createRedisPresence(options: RedisPresenceOptions): PresenceRegi
     },
 
     watch(userIds, watchOptions = {}): PresenceWatch {
-      const limit = watchOptions.bufferLimit ?? DEFAULT_BUFFER_LIMIT;
-      if (!(limit >= 1)) throw new RangeError(`bufferLimit must be at least 1, got ${limit}`);
-      const queue = new AsyncQueue<PresenceState>(
-        limit,
-        () => new PresenceOverflowError(`more than ${limit} presence changes waited for one watcher`),
-      );
-      const watcher: Watcher = { queue, watched: new Set(userIds) };
-      if (closed) {
-        queue.end();
-      } else {
-        open.add(watcher);
-        index(watcher, watcher.watched);
-        void queue.closed.then(() => {
-          open.delete(watcher);
-          unindex(watcher, watcher.watched);
-        });
-      }
-      return {
-        [Symbol.asyncIterator](): AsyncIterator<PresenceState> {
-          const inner = queue[Symbol.asyncIterator]();
-          return {
-            // Changes buffered before an update() for users no longer watched are dropped here, so
-            // a reader never sees a user it has stopped watching.
-            async next() {
-              for (;;) {
-                const result = await inner.next();
-                if (result.done || watcher.watched.has(result.value.userId)) return result;
-              }
-            },
-            return: () => inner.return!(),
-            throw: () => inner.throw!(),
-          };
-        },
-        update(next) {
-          if (queue.isEnded) return;
-          const replaced = new Set(next);
-          unindex(watcher, [...watcher.watched].filter((userId) => !replaced.has(userId)));
-          index(watcher, replaced);
-          watcher.watched = replaced;
-        },
-        close: () => queue.end(),
-        closed: queue.closed,
-      };
+      return watchers.watch(userIds, watchOptions);
     },
 
     async close() {
@@ -412,9 +342,7 @@ export function createRedisPresence(options: RedisPresenceOptions): PresenceRegi
       closed = true;
       clearInterval(sweeper);
       clearTimeout(resyncTimer);
-      for (const watcher of open) watcher.queue.end();
-      open.clear();
-      watchersByUser.clear();
+      watchers.closeAll();
       known.clear();
       await Promise.all(
         [redis, subscriber].map(async (client) => {
