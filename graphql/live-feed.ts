@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { StreamRequestSchema, type StreamRequest } from "../gen/chat/v1/messaging_pb.js";
 import type { Principal } from "../services/accounts/index.js";
 import { ChatError, ErrorReason, type ErrorCode } from "../services/errors.js";
-import { AsyncQueue } from "../services/lib/async-queue.js";
+import { AsyncQueue } from "../lib/async-queue.js";
 import { CODE_NUMBERS, runDeviceSession, type ServerFrame } from "../services/messaging/index.js";
 import type { GraphQLServices } from "./context.js";
 

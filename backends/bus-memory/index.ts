@@ -1,4 +1,4 @@
-import { AsyncQueue } from "../../services/lib/async-queue.js";
+import { AsyncQueue } from "../../lib/async-queue.js";
 import { BusOverflowError, type BusEvent, type BusSubscription, type EventBus, type SubscribeOptions } from "../../services/ports/index.js";
 
 const DEFAULT_BUFFER_LIMIT = 10_000;

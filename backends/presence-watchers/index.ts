@@ -1,4 +1,4 @@
-import { AsyncQueue } from "../../services/lib/async-queue.js";
+import { AsyncQueue } from "../../lib/async-queue.js";
 import { PresenceOverflowError, type PresenceState, type PresenceWatch } from "../../services/ports/index.js";
 
 const DEFAULT_BUFFER_LIMIT = 1000;

@@ -13,7 +13,7 @@ import {
 } from "../../gen/chat/v1/messaging_pb.js";
 import type { Status } from "../../gen/chat/v1/errors_pb.js";
 import type { Message } from "../../gen/chat/v1/types_pb.js";
-import { AsyncQueue } from "../../services/lib/async-queue.js";
+import { AsyncQueue } from "../../lib/async-queue.js";
 
 export interface DeviceStreamOptions {
   /** The cursors to resume from (conversation id → last seq received). Absent: start live. */

@@ -3,7 +3,7 @@ import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { ConversationChange, ReceiptKind, type StreamRequest, type StreamRequest_Hello, type StreamResponseSchema } from "../../gen/chat/v1/messaging_pb.js";
 import type { Principal } from "../accounts/index.js";
 import { ChatError, ErrorReason, invalidArgument } from "../errors.js";
-import { AsyncQueue } from "../lib/async-queue.js";
+import { AsyncQueue } from "../../lib/async-queue.js";
 import {
   BusOverflowError,
   noTelemetry,
