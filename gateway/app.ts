@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AccountsService } from "../gen/chat/v1/accounts_pb.js";
 import { GroupsService } from "../gen/chat/v1/groups_pb.js";
@@ -27,6 +28,7 @@ import type { Logger } from "./logger.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
 import { registerReflection } from "./reflection.js";
 import { resolveTokenSecret } from "./token-secret.js";
+import { createWebClientHandler } from "./web-client.js";
 
 export interface ChatServer {
   readonly port: number;
@@ -90,6 +92,9 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     countError: metrics?.graphqlError,
   });
 
+  // The browser client speaks GraphQL (HTTP and graphql-ws) to this same port.
+  const webClient = createWebClientHandler(fileURLToPath(new URL("../clients/web/", import.meta.url)));
+
   const routes = (router: ConnectRouter) => {
     router.service(AccountsService, mapErrors(AccountsService.typeName, accountsHandlers(accounts, authenticate), logger, metrics?.error));
     router.service(
@@ -113,7 +118,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     port: config.port,
     tlsCertFile: config.tlsCertFile,
     tlsKeyFile: config.tlsKeyFile,
-    handler: createHttpHandler({ routes, maxRequestBytes: config.maxRequestBytes, logger, isReady: () => ready, graphql, metrics }),
+    handler: createHttpHandler({ routes, maxRequestBytes: config.maxRequestBytes, logger, isReady: () => ready, graphql, metrics, webClient }),
     upgrade: graphql,
   });
   ready = true;

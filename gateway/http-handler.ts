@@ -16,6 +16,8 @@ export interface HttpHandlerOptions {
   readonly graphql?: { readonly path: string; readonly handle: RequestHandler };
   /** Prometheus text format on `/metrics`. */
   readonly metrics?: { readonly handle: RequestHandler };
+  /** The web client's files, `/` among them. */
+  readonly webClient?: { readonly paths: ReadonlySet<string>; readonly handle: RequestHandler };
 }
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -58,6 +60,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
     }
     if (options.graphql && path === options.graphql.path) return options.graphql.handle(request, response);
     if (options.metrics && path === "/metrics") return options.metrics.handle(request, response);
+    if (options.webClient?.paths.has(path)) return options.webClient.handle(request, response);
     if (path === "/healthz") return probe(response, true, "ok\n");
     if (path === "/readyz") return options.isReady() ? probe(response, true, "ready\n") : probe(response, false, "not ready\n");
     response.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
