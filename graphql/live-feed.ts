@@ -57,20 +57,20 @@ export function openFeed<T>(services: GraphQLServices, principal: Principal, req
   if (request.watchPresence) inbound.push(create(StreamRequestSchema, { frame: { case: "watchPresence", value: { userIds: [...request.watchPresence] } } }));
   const heartbeat = setInterval(() => inbound.push(HEARTBEAT), options.heartbeatIntervalMs);
   heartbeat.unref();
-  // One registry entry per subscription: an entry is per (user, device), and a device may hold
-  // several subscriptions (and a Connect stream); one of them ending must not unroute the others.
-  const registration = `${principal.deviceId}/graphql/${randomUUID()}`;
+  // A device may hold several subscriptions (and a Connect stream); registrations nest, so one of them
+  // ending does not unroute the others.
+  const streamId = `${principal.deviceId}/graphql/${randomUUID()}`;
 
   async function* frames(): AsyncGenerator<ServerFrame> {
     try {
       // Registered before the session reads the store (as the Connect stream does), so events
       // committed after that read are routed to this gateway.
-      await services.sessions.register(principal.userId, registration);
-      yield* runDeviceSession(options, principal, inbound, abort.signal, { surface: "graphql", streamId: registration });
+      await services.sessions.register(principal.userId, principal.deviceId);
+      yield* runDeviceSession(options, principal, inbound, abort.signal, { surface: "graphql", streamId });
     } finally {
       clearInterval(heartbeat);
       inbound.end();
-      await services.sessions.unregister(principal.userId, registration);
+      await services.sessions.unregister(principal.userId, principal.deviceId);
     }
   }
 

@@ -27,8 +27,8 @@ export function createMemorySessionRegistry(options: MemorySessionRegistryOption
   const { gatewayId } = options;
   if (!gatewayId) throw new RangeError("gatewayId must not be empty");
   const { users } = options.directory ?? createMemorySessionDirectory();
-  // This registry's own entries, so close() removes exactly them.
-  const own = new Map<string, Set<string>>();
+  // This registry's own entries with how many open registrations each has, so close() removes exactly them.
+  const own = new Map<string, Map<string, number>>();
   let closed = false;
 
   function remove(userId: string, deviceId: string): void {
@@ -50,12 +50,15 @@ export function createMemorySessionRegistry(options: MemorySessionRegistryOption
       if (!gateways) devices.set(deviceId, (gateways = new Set()));
       gateways.add(gatewayId);
       let mine = own.get(userId);
-      if (!mine) own.set(userId, (mine = new Set()));
-      mine.add(deviceId);
+      if (!mine) own.set(userId, (mine = new Map()));
+      mine.set(deviceId, (mine.get(deviceId) ?? 0) + 1);
     },
     async unregister(userId, deviceId) {
       const mine = own.get(userId);
-      if (!mine?.delete(deviceId)) return;
+      const count = mine?.get(deviceId);
+      if (!mine || !count) return;
+      if (count > 1) return void mine.set(deviceId, count - 1);
+      mine.delete(deviceId);
       if (mine.size === 0) own.delete(userId);
       remove(userId, deviceId);
     },
@@ -80,7 +83,7 @@ export function createMemorySessionRegistry(options: MemorySessionRegistryOption
     async close() {
       if (closed) return;
       closed = true;
-      for (const [userId, devices] of own) for (const deviceId of devices) remove(userId, deviceId);
+      for (const [userId, devices] of own) for (const deviceId of devices.keys()) remove(userId, deviceId);
       own.clear();
     },
   } satisfies SessionRegistry;

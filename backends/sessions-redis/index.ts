@@ -1,4 +1,4 @@
-import { Redis, type ChainableCommander } from "ioredis";
+import { Redis } from "ioredis";
 import type { DeviceLocation, SessionRegistry } from "../../services/ports/index.js";
 
 /** What this engine logs: an outage and its end (pino's `warn(obj, msg)` fits). */
@@ -25,20 +25,28 @@ export interface RedisSessionRegistryOptions {
 const DEFAULT_TTL_MS = 30_000;
 const DEFAULT_KEY_PREFIX = "chat:sessions:";
 const DEFAULT_COMMAND_TIMEOUT_MS = 2_000;
-/** gatewaysOf answers one script call per this many users, so a huge group does not block Redis at length. */
-const READ_CHUNK = 500;
+/**
+ * Reads and refreshes go in script calls of at most this many keys, so a huge group or gateway does not
+ * block Redis at length; each call is one command with its own timeout.
+ */
+const CHUNK = 500;
 
 // Scripts run on Redis' clock (TIME), so gateways whose clocks disagree still agree on what expired.
 const NOW_MS = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
 
-/** KEYS[1] user key; ARGV member, ttlMs. The key expires with its latest member, so idle users leave no key behind. */
+/**
+ * KEYS user keys, one per device (a key may repeat); ARGV[1] ttlMs, ARGV[i + 1] the member for KEYS[i].
+ * Each key expires with its latest member, so idle users leave no key behind.
+ */
 const REGISTER_LUA = `${NOW_MS}
-local expiry = now + tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], expiry, ARGV[1])
-local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], math.max(expiry, tonumber(latest[2])))
-return 1`;
+local expiry = now + tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, expiry, ARGV[i + 1])
+  local latest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', key, math.max(expiry, tonumber(latest[2])))
+end
+return #KEYS`;
 
 /** KEYS user keys; returns, per key, its live members, trimming the expired ones on the way. */
 const READ_LUA = `${NOW_MS}
@@ -50,7 +58,7 @@ end
 return result`;
 
 interface SessionCommands {
-  chatSessionRegister(key: string, member: string, ttlMs: number): Promise<number>;
+  chatSessionRegister(keyCount: number, ...keysThenTtlThenMembers: (string | number)[]): Promise<number>;
   chatSessionRead(keyCount: number, ...keys: string[]): Promise<string[][]>;
 }
 
@@ -82,12 +90,13 @@ export function createRedisSessionRegistry(options: RedisSessionRegistryOptions)
     retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
     connectionName: `sessions:${gatewayId}`,
   });
-  redis.defineCommand("chatSessionRegister", { numberOfKeys: 1, lua: REGISTER_LUA });
+  redis.defineCommand("chatSessionRegister", { lua: REGISTER_LUA });
   redis.defineCommand("chatSessionRead", { lua: READ_LUA });
   const commands = redis as unknown as SessionCommands;
 
-  // The devices this gateway holds: what the refresh keeps alive. Bounded by the connected devices.
-  const own = new Map<string, Set<string>>();
+  // The devices this gateway holds, with how many open registrations each has: what the refresh keeps
+  // alive. Bounded by the connected devices.
+  const own = new Map<string, Map<string, number>>();
   let closed = false;
   let down = false;
   const keyOf = (userId: string) => `${keyPrefix}${userId}`;
@@ -106,24 +115,23 @@ export function createRedisSessionRegistry(options: RedisSessionRegistryOptions)
   }
   redis.on("error", (error: Error) => failed(error, "connection"));
 
+  async function writeAll(): Promise<void> {
+    if (own.size === 0) return;
+    const entries: [string, string][] = [];
+    for (const [userId, devices] of own) for (const deviceId of devices.keys()) entries.push([keyOf(userId), memberOf(deviceId)]);
+    try {
+      await Promise.all(chunked(entries).map((chunk) => write(chunk)));
+      succeeded();
+    } catch (error) {
+      failed(error, "refresh");
+    }
+  }
   let refreshing: Promise<void> | undefined;
   function refresh(): Promise<void> {
     // A refresh already under way writes the same entries; a second one would only double the load.
-    refreshing ??= (async () => {
-      try {
-        if (own.size === 0) return;
-        const pipeline = redis.pipeline() as ChainableCommander & { chatSessionRegister(key: string, member: string, ttlMs: number): unknown };
-        for (const [userId, devices] of own) for (const deviceId of devices) pipeline.chatSessionRegister(keyOf(userId), memberOf(deviceId), ttlMs);
-        const results = (await pipeline.exec()) ?? [];
-        const error = results.find(([failure]) => failure)?.[0];
-        if (error) throw error;
-        succeeded();
-      } catch (error) {
-        failed(error, "refresh");
-      } finally {
-        refreshing = undefined;
-      }
-    })();
+    // Cleared in a then-callback, which always runs after this assignment: a finally inside an async
+    // function that returns at once would clear it before, and leave every later refresh skipped.
+    refreshing ??= writeAll().finally(() => (refreshing = undefined));
     return refreshing;
   }
   const timer = setInterval(() => void refresh(), ttlMs / 3);
@@ -137,17 +145,16 @@ export function createRedisSessionRegistry(options: RedisSessionRegistryOptions)
     readyOnce = true;
   });
 
+  function write(entries: readonly (readonly [key: string, member: string])[]): Promise<number> {
+    return commands.chatSessionRegister(entries.length, ...entries.map(([key]) => key), ttlMs, ...entries.map(([, member]) => member));
+  }
+
   async function read(userIds: readonly string[]): Promise<Map<string, string[]>> {
     const unique = [...new Set(userIds)];
     const members = new Map<string, string[]>();
-    const chunks: string[][] = [];
-    for (let i = 0; i < unique.length; i += READ_CHUNK) chunks.push(unique.slice(i, i + READ_CHUNK));
-    const pipeline = redis.pipeline() as ChainableCommander & { chatSessionRead(keyCount: number, ...keys: string[]): unknown };
-    for (const chunk of chunks) pipeline.chatSessionRead(chunk.length, ...chunk.map(keyOf));
-    const results = chunks.length === 0 ? [] : ((await pipeline.exec()) ?? []);
-    results.forEach(([error, reply], chunkIndex) => {
-      if (error) throw error;
-      const lists = reply as string[][];
+    const chunks = chunked(unique);
+    const replies = await Promise.all(chunks.map((chunk) => commands.chatSessionRead(chunk.length, ...chunk.map(keyOf))));
+    replies.forEach((lists, chunkIndex) => {
       chunks[chunkIndex]!.forEach((userId, index) => {
         if (lists[index]?.length) members.set(userId, lists[index]!);
       });
@@ -166,10 +173,10 @@ export function createRedisSessionRegistry(options: RedisSessionRegistryOptions)
     async register(userId, deviceId) {
       if (closed) return;
       let devices = own.get(userId);
-      if (!devices) own.set(userId, (devices = new Set()));
-      devices.add(deviceId);
+      if (!devices) own.set(userId, (devices = new Map()));
+      devices.set(deviceId, (devices.get(deviceId) ?? 0) + 1);
       try {
-        await commands.chatSessionRegister(keyOf(userId), memberOf(deviceId), ttlMs);
+        await write([[keyOf(userId), memberOf(deviceId)]]);
         succeeded();
       } catch (error) {
         failed(error, "register");
@@ -177,7 +184,10 @@ export function createRedisSessionRegistry(options: RedisSessionRegistryOptions)
     },
     async unregister(userId, deviceId) {
       const devices = own.get(userId);
-      if (!devices?.delete(deviceId)) return;
+      const count = devices?.get(deviceId);
+      if (!devices || !count) return;
+      if (count > 1) return void devices.set(deviceId, count - 1);
+      devices.delete(deviceId);
       if (devices.size === 0) own.delete(userId);
       try {
         await redis.zrem(keyOf(userId), memberOf(deviceId));
@@ -201,11 +211,7 @@ export function createRedisSessionRegistry(options: RedisSessionRegistryOptions)
       closed = true;
       clearInterval(timer);
       try {
-        if (own.size > 0) {
-          const pipeline = redis.pipeline();
-          for (const [userId, devices] of own) pipeline.zrem(keyOf(userId), ...[...devices].map(memberOf));
-          await pipeline.exec();
-        }
+        await Promise.all([...own].map(([userId, devices]) => redis.zrem(keyOf(userId), ...[...devices.keys()].map(memberOf))));
         await redis.quit();
       } catch {
         // Unreachable: the entries expire by themselves within ttlMs.
@@ -215,4 +221,10 @@ export function createRedisSessionRegistry(options: RedisSessionRegistryOptions)
       }
     },
   } satisfies SessionRegistry;
+}
+
+function chunked<T>(items: readonly T[]): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) chunks.push(items.slice(i, i + CHUNK));
+  return chunks;
 }

@@ -97,6 +97,26 @@ describe("redis session registry", () => {
       await own?.dispose();
     });
 
+    it("writes its devices again after a restart even when its refresh has run with no devices to write", async () => {
+      const registry = createRedisSessionRegistry({ redisUrl: own.url, gatewayId: "gw-a", ttlMs: 600, commandTimeoutMs: 300, logger: quiet });
+      const reader = createRedisSessionRegistry({ redisUrl: own.url, gatewayId: "gw-b", commandTimeoutMs: 300, logger: quiet });
+      try {
+        // A gateway between devices: its periodic refresh finds nothing to write, several times.
+        await sleep(500);
+        await registry.register("carol", "phone");
+        await own.restart();
+        const deadline = Date.now() + 5_000;
+        let found = new Map<string, string[]>();
+        while (Date.now() < deadline && found.size === 0) {
+          found = await reader.gatewaysOf(["carol"]).catch(() => new Map());
+          await sleep(25);
+        }
+        expect(found).toEqual(new Map([["carol", ["gw-a"]]]));
+      } finally {
+        await Promise.all([registry.close(), reader.close()]);
+      }
+    });
+
     it("registers its devices again once Redis is back, including those registered during the outage", async () => {
       const logs: string[] = [];
       const registry = createRedisSessionRegistry({

@@ -10,7 +10,11 @@ export interface DeviceLocation {
 export interface SessionRegistry {
   /** This registry's gateway. */
   readonly gatewayId: string;
-  /** The device is connected to this gateway (kept alive by the registry until unregistered). */
+  /**
+   * The device is connected to this gateway (kept alive by the registry until unregistered).
+   * Registrations nest: a device registered n times stays until unregistered n times, because a
+   * reconnecting device opens its new stream before the old one's end has been handled.
+   */
   register(userId: string, deviceId: string): Promise<void>;
   unregister(userId: string, deviceId: string): Promise<void>;
   /** For each user, the gateways holding at least one of their devices (users with none are left out). */

@@ -83,6 +83,17 @@ export function describeSessionRegistryContract(engineName: string, create: () =
       expect(await two.devicesOf(alice)).toEqual([{ deviceId: "phone", gatewayId: one.gatewayId }]);
     });
 
+    it("keeps a device registered twice until it is unregistered twice (a reconnect overlapping the old stream's end)", async () => {
+      const alice = user("alice");
+      await one.register(alice, "phone");
+      await one.register(alice, "phone");
+      await one.unregister(alice, "phone");
+      expect(await two.devicesOf(alice)).toEqual([{ deviceId: "phone", gatewayId: one.gatewayId }]);
+      expect(await two.gatewaysOf([alice])).toEqual(new Map([[alice, [one.gatewayId]]]));
+      await one.unregister(alice, "phone");
+      expect(await two.devicesOf(alice)).toEqual([]);
+    });
+
     it("forgets an unregistered device, and the user with their last device", async () => {
       const alice = user("alice");
       await one.register(alice, "phone");
