@@ -1,14 +1,18 @@
 import { fileURLToPath } from "node:url";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AccountsService } from "../gen/chat/v1/accounts_pb.js";
+import { AttachmentsService } from "../gen/chat/v1/attachments_pb.js";
 import { GroupsService } from "../gen/chat/v1/groups_pb.js";
 import { MessagingService } from "../gen/chat/v1/messaging_pb.js";
 import { PresenceService } from "../gen/chat/v1/presence_pb.js";
+import { PushService } from "../gen/chat/v1/push_pb.js";
 import { SyncService } from "../gen/chat/v1/sync_pb.js";
 import { createAccessTokenSigner, createAccountsService } from "../services/accounts/index.js";
+import { createAttachmentsService } from "../services/attachments/index.js";
 import { createGroupsService } from "../services/groups/index.js";
 import { createMessagingService, createTypingNotifier, type DeviceSessionOptions } from "../services/messaging/index.js";
 import { createPresenceService } from "../services/presence/index.js";
+import { createPushService, createPushWorker, withdrawOnRead, type PushWorkerEvent } from "../services/push/index.js";
 import { createSyncService } from "../services/sync/index.js";
 import { createGraphQLEndpoint } from "../graphql/endpoint.js";
 import { graphqlSettingsFrom } from "../graphql/settings.js";
@@ -17,10 +21,13 @@ import { openBackends, type Backends } from "./backends.js";
 import type { GatewayConfig } from "./config.js";
 import { mapErrors } from "./connect-errors.js";
 import { accountsHandlers } from "./handlers/accounts-handlers.js";
+import { attachmentsHandlers } from "./handlers/attachments-handlers.js";
 import { groupsHandlers } from "./handlers/groups-handlers.js";
 import { messagingHandlers } from "./handlers/messaging-handlers.js";
 import { presenceHandlers } from "./handlers/presence-handlers.js";
+import { pushHandlers } from "./handlers/push-handlers.js";
 import { syncHandlers } from "./handlers/sync-handlers.js";
+import { createBlobRoutes } from "./blob-routes.js";
 import { createHealthService, registerHealth, ServingStatus } from "./health.js";
 import { createHttpHandler } from "./http-handler.js";
 import { listen } from "./listener.js";
@@ -41,7 +48,8 @@ export interface ChatServer {
 export async function startChatServer(config: GatewayConfig, logger: Logger): Promise<ChatServer> {
   const graphqlSettings = graphqlSettingsFrom(config);
   const metrics = config.metrics ? createGatewayMetrics(logger) : undefined;
-  const backends = await openBackends(config, logger);
+  let listeningUrl = "";
+  const backends = await openBackends(config, logger, { publicUrl: () => config.publicUrl || listeningUrl });
   const { store, bus, sessions, sendLimiter, presence: presenceRegistry } = metrics ? timedBackends(backends, config, metrics) : backends;
   const telemetry = metrics?.telemetry;
   metrics?.watchBacklog(backends.bus);
@@ -53,15 +61,54 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     passwordCost: config.passwordCost,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
   });
-  const messaging = createMessagingService({ accounts: store.accounts, conversations: store.conversations, messages: store.messages, bus, sendLimiter, telemetry });
-  const sync = createSyncService({ conversations: store.conversations, messages: store.messages, receipts: store.receipts, messaging, bus });
+  const pushWorker = createPushWorker({
+    store: backends.push,
+    senders: backends.pushSenders,
+    retry: { maxAttempts: config.pushRetryMaxAttempts, initialBackoffMs: config.pushRetryInitialMs, maxBackoffMs: config.pushRetryMaxMs },
+    pollMs: config.pushPollMs,
+    // Longer than any try may take, so only a job whose gateway died is claimed twice.
+    leaseMs: 2 * config.pushTimeoutMs + 1_000,
+    log: (entry) => logPush(logger, entry),
+  });
+  const reportPushError = (error: unknown, what: string) => logger.error({ err: error, event: "push_failed", what }, `${what} failed`);
+  const push = createPushService({
+    store: backends.push,
+    conversations: store.conversations,
+    sessions,
+    vapidPublicKey: backends.vapid.publicKey,
+    onQueued: () => pushWorker.wake(),
+    onError: reportPushError,
+  });
+  const attachments = createAttachmentsService({
+    blobs: backends.blobs,
+    conversations: store.conversations,
+    maxBytes: config.uploadMaxBytes,
+    allowedContentTypes: config.uploadContentTypes,
+    uploadUrlTtlMs: config.uploadUrlTtlMs,
+    downloadUrlTtlMs: config.downloadUrlTtlMs,
+  });
+  const messaging = createMessagingService({
+    accounts: store.accounts,
+    conversations: store.conversations,
+    messages: store.messages,
+    bus,
+    sendLimiter,
+    telemetry,
+    attachments,
+    afterPublish: push.messageStored,
+  });
+  const sync = withdrawOnRead(
+    createSyncService({ conversations: store.conversations, messages: store.messages, receipts: store.receipts, messaging, bus }),
+    push,
+    reportPushError,
+  );
   const groups = createGroupsService({ accounts: store.accounts, conversations: store.conversations, bus, maxMembers: config.groupMaxMembers });
   const typing = createTypingNotifier({ conversations: store.conversations, bus, throttleMs: config.typingThrottleMs, ttlMs: config.typingTtlMs });
   const presence = createPresenceService(presenceRegistry);
   const authenticate = bearerAuthenticator(accounts);
   const draining = new AbortController();
   let ready = false;
-  const servedServices = [AccountsService, MessagingService, SyncService, GroupsService, PresenceService];
+  const servedServices = [AccountsService, MessagingService, SyncService, GroupsService, PresenceService, PushService, AttachmentsService];
   const health = createHealthService({
     services: servedServices.map((service) => service.typeName),
     initialStatus: ServingStatus.NOT_SERVING,
@@ -109,6 +156,8 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     router.service(SyncService, mapErrors(SyncService.typeName, syncHandlers(sync, authenticate), logger, metrics?.error));
     router.service(GroupsService, mapErrors(GroupsService.typeName, groupsHandlers(groups, authenticate), logger, metrics?.error));
     router.service(PresenceService, mapErrors(PresenceService.typeName, presenceHandlers(presence, authenticate), logger, metrics?.error));
+    router.service(PushService, mapErrors(PushService.typeName, pushHandlers(push, authenticate), logger, metrics?.error));
+    router.service(AttachmentsService, mapErrors(AttachmentsService.typeName, attachmentsHandlers(attachments, authenticate), logger, metrics?.error));
     registerHealth(router, health);
     registerReflection(router, servedServices);
   };
@@ -118,12 +167,23 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     port: config.port,
     tlsCertFile: config.tlsCertFile,
     tlsKeyFile: config.tlsKeyFile,
-    handler: createHttpHandler({ routes, maxRequestBytes: config.maxRequestBytes, logger, isReady: () => ready, graphql, metrics, webClient }),
+    handler: createHttpHandler({
+      routes,
+      maxRequestBytes: config.maxRequestBytes,
+      logger,
+      isReady: () => ready,
+      graphql,
+      metrics,
+      webClient,
+      blobs: backends.localBlobs && createBlobRoutes(backends.localBlobs, logger),
+    }),
     upgrade: graphql,
   });
   ready = true;
   health.resume();
   const url = `${listener.tls ? "https" : "http"}://${config.host}:${listener.port}`;
+  listeningUrl = url;
+  pushWorker.start();
   logger.info({ event: "listening", url, port: listener.port, store: config.storeUrl.split(":")[0], bus: config.busUrl }, "chat gateway listening");
 
   let stopping: Promise<void> | undefined;
@@ -143,12 +203,40 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
         listener.destroyAll();
         await closed;
         await graphql.close();
+        await push.drain();
+        await pushWorker.stop();
         await backends.close();
         logger.info({ event: "stopped" }, "chat gateway stopped");
       })();
       return stopping;
     },
   };
+}
+
+/** One log line per push outcome; ids only, never the preview text. */
+function logPush(logger: Logger, entry: PushWorkerEvent): void {
+  if (entry.event === "push_worker_error") {
+    logger.error({ event: entry.event, err: entry.error }, "push worker failed");
+    return;
+  }
+  const { job } = entry;
+  const fields = { event: entry.event, jobId: job.jobId, kind: job.kind, deviceId: job.deviceId, conversationId: job.conversationId, seq: job.seq, attempt: job.attempts };
+  switch (entry.event) {
+    case "push_sent":
+      logger.info(fields, "push delivered");
+      return;
+    case "push_retry":
+      logger.warn({ ...fields, error: entry.error, retryInMs: entry.retryInMs }, "push failed; will retry");
+      return;
+    case "push_dead_lettered":
+      logger.error({ ...fields, error: entry.error }, "push failed for the last time; kept as a dead letter");
+      return;
+    case "push_target_gone":
+      logger.info({ ...fields, error: entry.error }, "push target is gone; removed");
+      return;
+    case "push_no_target":
+      logger.debug(fields, "push dropped: the device has no push target any more");
+  }
 }
 
 /** The same engines, with every call timed (Cassandra, Redis and NATS latencies in cluster mode). */

@@ -3,8 +3,13 @@ import { createMemoryPresence } from "../backends/presence-memory/index.js";
 import { createMemoryRateLimiter } from "../backends/rate-memory/index.js";
 import { createMemorySessionRegistry } from "../backends/sessions-memory/index.js";
 import { createSqliteStore } from "../backends/store-sqlite/index.js";
-import type { ChatStore, EventBus, PresenceRegistry, RateLimiter, SessionRegistry } from "../services/ports/index.js";
+import { createLocalBlobStore, type LocalBlobStore } from "../backends/blob-local/index.js";
+import { createSqlitePushStore } from "../backends/push-sqlite/index.js";
+import { createWebhookSender } from "../backends/push-webhook/index.js";
+import { createWebPushSender, type VapidKeys } from "../backends/push-webpush/index.js";
+import type { BlobStore, ChatStore, EventBus, PresenceRegistry, PushSender, PushStore, RateLimiter, SessionRegistry } from "../services/ports/index.js";
 import type { GatewayConfig } from "./config.js";
+import { resolveSecret, resolveVapidKeys } from "./generated-secrets.js";
 import type { Logger } from "./logger.js";
 
 /** Every engine the services run on, chosen by the configuration's URLs. */
@@ -14,7 +19,18 @@ export interface Backends {
   readonly presence: PresenceRegistry;
   readonly sessions: SessionRegistry;
   readonly sendLimiter: RateLimiter;
+  readonly push: PushStore;
+  readonly pushSenders: readonly PushSender[];
+  readonly vapid: VapidKeys;
+  readonly blobs: BlobStore;
+  /** Set when the blob store is the local directory, whose URLs the gateway itself serves. */
+  readonly localBlobs?: LocalBlobStore;
   close(): Promise<void>;
+}
+
+export interface BackendHooks {
+  /** How clients reach this gateway; known only once it listens. */
+  readonly publicUrl: () => string;
 }
 
 /** `cassandra://h1:9042,h2:9042/keyspace?replication_factor=3&dc=datacenter1` */
@@ -70,28 +86,66 @@ async function openBus(config: GatewayConfig, sessions: SessionRegistry, logger:
   return createNatsBus({ natsUrl: config.busUrl, gatewayId: config.gatewayId, sessions, logger });
 }
 
+async function openBlobs(config: GatewayConfig, hooks: BackendHooks): Promise<{ blobs: BlobStore; localBlobs?: LocalBlobStore }> {
+  const url = config.blobStoreUrl;
+  if (url.startsWith("file:")) {
+    const local = createLocalBlobStore({
+      dir: url.slice("file:".length),
+      secret: resolveSecret(config.blobUrlSecret, config.dataDir, "blob-url-secret"),
+      baseUrl: hooks.publicUrl,
+    });
+    return { blobs: local, localBlobs: local };
+  }
+  const { createS3BlobStore, parseS3Url } = await import("../backends/blob-s3/index.js");
+  const s3 = createS3BlobStore({
+    ...parseS3Url(url),
+    credentials: { accessKeyId: config.s3AccessKeyId, secretAccessKey: config.s3SecretAccessKey },
+  });
+  await s3.ensureBucket();
+  return { blobs: s3 };
+}
+
+/** Push targets and jobs stay in a SQLite file of this gateway's data directory, whatever the store. */
+function openPush(config: GatewayConfig) {
+  const vapid = resolveVapidKeys(config.vapidPublicKey, config.vapidPrivateKey, config.dataDir);
+  const pushSenders: PushSender[] = [
+    createWebhookSender({ secret: resolveSecret(config.pushWebhookSecret, config.dataDir, "push-webhook-secret"), timeoutMs: config.pushTimeoutMs }),
+    createWebPushSender({ vapid, subject: config.vapidSubject, ttlSeconds: 86_400, timeoutMs: config.pushTimeoutMs }),
+  ];
+  return { push: createSqlitePushStore({ path: `${config.dataDir}/push.db` }), pushSenders, vapid };
+}
+
 /**
  * The one place that names concrete engines; services only see the ports. Cluster engines are loaded
  * only when configured, so the embedded default never loads their drivers.
  */
-export async function openBackends(config: GatewayConfig, logger: Logger): Promise<Backends> {
+export async function openBackends(config: GatewayConfig, logger: Logger, hooks: BackendHooks): Promise<Backends> {
   const { sessions, presence, sendLimiter } = config.presenceUrl.startsWith("redis://")
     ? await openRedisParts(config, config.presenceUrl, logger)
     : openMemoryParts(config);
   const bus = await openBus(config, sessions, logger);
   const store = await openStore(config);
+  const { blobs, localBlobs } = await openBlobs(config, hooks);
+  const { push, pushSenders, vapid } = openPush(config);
   return {
     store,
     bus,
     presence,
     sessions,
     sendLimiter,
+    push,
+    pushSenders,
+    vapid,
+    blobs,
+    localBlobs,
     async close() {
       await bus.close();
       await presence.close();
       await sessions.close();
       await sendLimiter.close();
       await store.close();
+      await push.close();
+      await blobs.close();
     },
   };
 }

@@ -42,6 +42,29 @@ export interface GatewayConfig {
   readonly typingTtlMs: number;
   /** Serve Prometheus metrics on `/metrics`. */
   readonly metrics: boolean;
+  /** Empty: generated once and kept in `<dataDir>/push-webhook-secret`. */
+  readonly pushWebhookSecret: string;
+  readonly pushRetryMaxAttempts: number;
+  readonly pushRetryInitialMs: number;
+  readonly pushRetryMaxMs: number;
+  readonly pushTimeoutMs: number;
+  readonly pushPollMs: number;
+  /** Both empty: generated once and kept in `<dataDir>/vapid-keys.json`. */
+  readonly vapidPublicKey: string;
+  readonly vapidPrivateKey: string;
+  readonly vapidSubject: string;
+  /** `file:<dir>` (embedded default) or `s3://host:port/bucket?region=...&tls=on|off`. */
+  readonly blobStoreUrl: string;
+  readonly s3AccessKeyId: string;
+  readonly s3SecretAccessKey: string;
+  /** Empty: generated once and kept in `<dataDir>/blob-url-secret`. */
+  readonly blobUrlSecret: string;
+  /** Base of the local blob store's URLs; empty: the gateway's own listening URL. */
+  readonly publicUrl: string;
+  readonly uploadMaxBytes: number;
+  readonly uploadUrlTtlMs: number;
+  readonly downloadUrlTtlMs: number;
+  readonly uploadContentTypes: readonly string[];
 }
 
 interface Setting<K extends keyof GatewayConfig> {
@@ -60,6 +83,19 @@ const integer = (min: number, max: number) => (raw: string) => {
   return value >= min && value <= max ? value : undefined;
 };
 const flag = (raw: string) => (/^(1|true|on|yes)$/i.test(raw) ? true : /^(0|false|off|no)$/i.test(raw) ? false : undefined);
+const secret = (raw: string) => (raw === "" || raw.length >= 32 ? raw : undefined);
+const httpUrl = (raw: string) => {
+  try {
+    const url = new URL(raw);
+    return url.protocol === "http:" || url.protocol === "https:" ? raw.replace(/\/+$/, "") : undefined;
+  } catch {
+    return undefined;
+  }
+};
+const contentTypes = (raw: string) => {
+  const list = raw.split(",").map((type) => type.trim().toLowerCase()).filter(Boolean);
+  return list.length > 0 && list.every((type) => /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/.test(type)) ? list : undefined;
+};
 const oneOf = (...values: string[]) => (raw: string) => (values.includes(raw) ? raw : undefined);
 
 type AnySetting = { [K in keyof GatewayConfig]: Setting<K> }[keyof GatewayConfig];
@@ -95,6 +131,24 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "graphqlGraphiql", env: "CHAT_GRAPHQL_GRAPHIQL", help: "serve GraphiQL on GET /graphql", fallback: (c) => c.graphqlIntrospection ?? true, parse: flag, accepted: "on/off (also true/false, 1/0, yes/no); default: as CHAT_GRAPHQL_INTROSPECTION" },
   { key: "graphqlMaxDepth", env: "CHAT_GRAPHQL_MAX_DEPTH", help: "deepest field nesting of a GraphQL operation", fallback: () => 10, parse: integer(2, 100), accepted: "an integer 2-100" },
   { key: "graphqlMaxCost", env: "CHAT_GRAPHQL_MAX_COST", help: "highest estimated cost of a GraphQL operation (fields times list sizes)", fallback: () => 10_000, parse: integer(10, 10_000_000), accepted: "an integer 10-10000000" },
+  { key: "pushWebhookSecret", env: "CHAT_PUSH_WEBHOOK_SECRET", help: "HMAC key of the push webhook signature (at least 32 characters); empty: generated and kept in the data directory", fallback: () => "", parse: secret, accepted: "empty, or at least 32 characters" },
+  { key: "pushRetryMaxAttempts", env: "CHAT_PUSH_RETRY_MAX_ATTEMPTS", help: "tries of one push, the first included, before it becomes a dead letter", fallback: () => 8, parse: integer(1, 100), accepted: "an integer 1-100" },
+  { key: "pushRetryInitialMs", env: "CHAT_PUSH_RETRY_INITIAL_MS", help: "wait before a push's second try; doubled for each further one", fallback: () => 2_000, parse: integer(10, 3_600_000), accepted: "an integer 10-3600000" },
+  { key: "pushRetryMaxMs", env: "CHAT_PUSH_RETRY_MAX_MS", help: "longest wait between two tries of a push", fallback: () => 600_000, parse: integer(10, 86_400_000), accepted: "an integer 10-86400000" },
+  { key: "pushTimeoutMs", env: "CHAT_PUSH_TIMEOUT_MS", help: "a push try without an answer within this long fails (and is retried)", fallback: () => 10_000, parse: integer(100, 120_000), accepted: "an integer 100-120000" },
+  { key: "pushPollMs", env: "CHAT_PUSH_POLL_MS", help: "how often stored push jobs are looked for (retries that came due, jobs left by a restart)", fallback: () => 1_000, parse: integer(10, 60_000), accepted: "an integer 10-60000" },
+  { key: "vapidPublicKey", env: "CHAT_VAPID_PUBLIC_KEY", help: "VAPID public key for Web Push (base64url); empty with CHAT_VAPID_PRIVATE_KEY: generated and kept in the data directory", fallback: () => "", parse: text, accepted: "an uncompressed P-256 public key, base64url" },
+  { key: "vapidPrivateKey", env: "CHAT_VAPID_PRIVATE_KEY", help: "VAPID private key for Web Push (base64url)", fallback: () => "", parse: text, accepted: "a P-256 private key, base64url" },
+  { key: "vapidSubject", env: "CHAT_VAPID_SUBJECT", help: "contact the push services may use to reach the operator", fallback: () => "mailto:push@localhost", parse: (raw) => (/^(mailto:|https:\/\/)\S+$/.test(raw) ? raw : undefined), accepted: "a mailto: or https:// URL" },
+  { key: "blobStoreUrl", env: "CHAT_BLOB_STORE", help: "where attachments are stored", fallback: (c) => `file:${resolve(c.dataDir ?? "data", "blobs")}`, parse: (raw) => (raw.startsWith("file:") ? `file:${resolve(raw.slice(5))}` : raw.startsWith("s3://") ? raw : undefined), accepted: "file:<directory> or s3://host:port/bucket[?region=us-east-1&tls=off]" },
+  { key: "s3AccessKeyId", env: "CHAT_S3_ACCESS_KEY_ID", help: "access key id for an s3:// CHAT_BLOB_STORE", fallback: () => "", parse: text, accepted: "a string" },
+  { key: "s3SecretAccessKey", env: "CHAT_S3_SECRET_ACCESS_KEY", help: "secret access key for an s3:// CHAT_BLOB_STORE", fallback: () => "", parse: text, accepted: "a string" },
+  { key: "blobUrlSecret", env: "CHAT_BLOB_URL_SECRET", help: "HMAC key of the local blob store's signed URLs (at least 32 characters); empty: generated and kept in the data directory", fallback: () => "", parse: secret, accepted: "empty, or at least 32 characters" },
+  { key: "publicUrl", env: "CHAT_PUBLIC_URL", help: "how clients reach this gateway (base of the local blob store's upload and download URLs); empty: its own listening URL", fallback: () => "", parse: (raw) => httpUrl(raw), accepted: "an http:// or https:// URL" },
+  { key: "uploadMaxBytes", env: "CHAT_UPLOAD_MAX_BYTES", help: "largest attachment accepted", fallback: () => 25 * 1024 * 1024, parse: integer(1, 5 * 1024 ** 3), accepted: "an integer 1-5368709120" },
+  { key: "uploadUrlTtlMs", env: "CHAT_UPLOAD_URL_TTL_MS", help: "lifetime of a pre-signed upload URL", fallback: () => 300_000, parse: integer(1_000, 7 * 86_400_000), accepted: "an integer 1000-604800000" },
+  { key: "downloadUrlTtlMs", env: "CHAT_DOWNLOAD_URL_TTL_MS", help: "lifetime of a pre-signed download URL", fallback: () => 300_000, parse: integer(1_000, 7 * 86_400_000), accepted: "an integer 1000-604800000" },
+  { key: "uploadContentTypes", env: "CHAT_UPLOAD_CONTENT_TYPES", help: "content types an attachment may have (type/* allows a whole family)", fallback: () => ["image/*", "video/*", "audio/*", "application/pdf", "text/plain"], parse: contentTypes, accepted: "a comma-separated list of type/subtype or type/*" },
 ];
 
 export class ConfigError extends Error {
@@ -164,6 +218,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     config[setting.key] = value;
   }
   const result = config as unknown as GatewayConfig;
+  if (Boolean(result.vapidPublicKey) !== Boolean(result.vapidPrivateKey)) {
+    throw new ConfigError("CHAT_VAPID_PUBLIC_KEY and CHAT_VAPID_PRIVATE_KEY must be set together (or neither, to have a pair generated)");
+  }
+  if (result.blobStoreUrl.startsWith("s3://") && !(result.s3AccessKeyId && result.s3SecretAccessKey)) {
+    throw new ConfigError("an s3:// CHAT_BLOB_STORE needs CHAT_S3_ACCESS_KEY_ID and CHAT_S3_SECRET_ACCESS_KEY");
+  }
   if (Boolean(result.tlsCertFile) !== Boolean(result.tlsKeyFile)) {
     throw new ConfigError("CHAT_TLS_CERT and CHAT_TLS_KEY must be set together (or neither, for cleartext h2c)");
   }

@@ -18,6 +18,8 @@ export interface HttpHandlerOptions {
   readonly metrics?: { readonly handle: RequestHandler };
   /** The web client's files, `/` among them. */
   readonly webClient?: { readonly paths: ReadonlySet<string>; readonly handle: RequestHandler };
+  /** PUT and GET of the local blob store's signed URLs, under `pathPrefix`. */
+  readonly blobs?: { readonly pathPrefix: string; readonly handle: RequestHandler };
 }
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -61,6 +63,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
     if (options.graphql && path === options.graphql.path) return options.graphql.handle(request, response);
     if (options.metrics && path === "/metrics") return options.metrics.handle(request, response);
     if (options.webClient?.paths.has(path)) return options.webClient.handle(request, response);
+    if (options.blobs && path.startsWith(options.blobs.pathPrefix)) return options.blobs.handle(request, response);
     if (path === "/healthz") return probe(response, true, "ok\n");
     if (path === "/readyz") return options.isReady() ? probe(response, true, "ready\n") : probe(response, false, "not ready\n");
     response.writeHead(404, { "content-type": "text/plain; charset=utf-8" });

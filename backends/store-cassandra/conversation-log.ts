@@ -1,4 +1,5 @@
 import type {
+  AttachmentRef,
   ConversationKindName,
   ConversationRecord,
   GroupRoleName,
@@ -38,7 +39,7 @@ export interface ConversationStatics {
 }
 
 export const STATIC_COLUMNS = `conversation_id, conversation_kind, title, created_at, last_seq, last_sent_at, member_count, membership_seq, indexed_seq`;
-export const MESSAGE_COLUMNS = `conversation_id, seq, message_id, sender_user_id, sender_device_id, client_msg_id, kind, body, sent_at, system_json`;
+export const MESSAGE_COLUMNS = `conversation_id, seq, message_id, sender_user_id, sender_device_id, client_msg_id, kind, body, sent_at, system_json, attachments_json`;
 export const MEMBER_COLUMNS = `conversation_id, user_id, role, joined_seq, left_seq, joined_at, left_at, changed_seq`;
 
 /** Undefined when the partition holds no conversation (no static row). */
@@ -85,7 +86,19 @@ export function storedFromNew(message: NewMessage, seq: bigint): StoredMessage {
     text: message.text,
     sentAt: new Date(message.sentAt.getTime()),
   };
-  return message.systemJson ? { ...stored, systemJson: message.systemJson } : stored;
+  return withOptional(stored, message.systemJson, message.attachments?.length ? message.attachments.map(copyAttachment) : undefined);
+}
+
+function copyAttachment(ref: AttachmentRef): AttachmentRef {
+  return { attachmentId: ref.attachmentId, contentType: ref.contentType, size: ref.size, fileName: ref.fileName };
+}
+
+// The optional fields are present only when non-empty, on both paths, so the two deep-equal.
+function withOptional(stored: StoredMessage, systemJson: string | undefined, attachments: AttachmentRef[] | undefined): StoredMessage {
+  let result = stored;
+  if (systemJson) result = { ...result, systemJson };
+  if (attachments) result = { ...result, attachments };
+  return result;
 }
 
 export function messageFromRow(row: Row): StoredMessage {
@@ -100,7 +113,8 @@ export function messageFromRow(row: Row): StoredMessage {
     text: (row.body as string | null) ?? "",
     sentAt: row.sent_at as Date,
   };
-  return row.system_json ? { ...stored, systemJson: row.system_json as string } : stored;
+  const attachments = row.attachments_json ? (JSON.parse(row.attachments_json as string) as AttachmentRef[]) : undefined;
+  return withOptional(stored, (row.system_json as string | null) ?? undefined, attachments);
 }
 
 /** A member row as stored: the record plus what the user index needs. */
@@ -139,8 +153,8 @@ export function logStatements(tables: LogTables) {
   return {
     insertMessage(message: StoredMessage): Statement {
       return {
-        query: `INSERT INTO ${log} (conversation_id, entry, seq, user_id, client_key, message_id, sender_user_id, sender_device_id, client_msg_id, kind, body, sent_at, system_json)
-                VALUES (?, ${Entry.message}, ?, '', '', ?, ?, ?, ?, ?, ?, ?, ?)`,
+        query: `INSERT INTO ${log} (conversation_id, entry, seq, user_id, client_key, message_id, sender_user_id, sender_device_id, client_msg_id, kind, body, sent_at, system_json, attachments_json)
+                VALUES (?, ${Entry.message}, ?, '', '', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         params: [
           message.conversationId,
           message.seq,
@@ -152,6 +166,7 @@ export function logStatements(tables: LogTables) {
           message.text,
           message.sentAt,
           message.systemJson ?? null,
+          message.attachments ? JSON.stringify(message.attachments) : null,
         ],
       };
     },

@@ -109,6 +109,10 @@ const SCHEMA_V1 = (ks: string): string[] => [
      PRIMARY KEY ((conversation_id), device_id))`,
 ];
 
+// Attachment references of a message (a JSON array), read and written only with the message row.
+// ADD IF NOT EXISTS keeps the statement idempotent, as every migration here must be.
+const SCHEMA_V2 = (ks: string): string[] => [`ALTER TABLE ${ks}.conversation_log ADD IF NOT EXISTS attachments_json text`];
+
 /** Applied in order, each once per keyspace. Append only: never edit a shipped one. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -116,6 +120,7 @@ export const MIGRATIONS: readonly Migration[] = [
     description: "users, devices, conversation log (messages, keys, members), memberships by user, receipts",
     statements: SCHEMA_V1,
   },
+  { version: 2, description: "conversation_log.attachments_json", statements: SCHEMA_V2 },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,5 +1,5 @@
 import type { Database } from "better-sqlite3";
-import type { MessageKindName, NewMessage, StoredMessage } from "../../services/ports/index.js";
+import type { AttachmentRef, MessageKindName, NewMessage, StoredMessage } from "../../services/ports/index.js";
 
 export interface MessageRow {
   conversation_id: string;
@@ -12,9 +12,10 @@ export interface MessageRow {
   text: string;
   sent_at: bigint;
   system_json: string | null;
+  attachments_json: string | null;
 }
 
-export const MESSAGE_COLUMNS = `conversation_id, seq, message_id, sender_user_id, sender_device_id, client_msg_id, kind, text, sent_at, system_json`;
+export const MESSAGE_COLUMNS = `conversation_id, seq, message_id, sender_user_id, sender_device_id, client_msg_id, kind, text, sent_at, system_json, attachments_json`;
 
 // Both builders list the fields one by one (no spread) so extra properties of the caller's object
 // never leak into what is acked, and a fresh append deep-equals a later read of the same message:
@@ -31,7 +32,19 @@ export function storedFromNew(message: NewMessage, seq: bigint): StoredMessage {
     text: message.text,
     sentAt: new Date(message.sentAt.getTime()),
   };
-  return message.systemJson ? { ...stored, systemJson: message.systemJson } : stored;
+  return withOptional(stored, message.systemJson, message.attachments?.length ? message.attachments.map(copyAttachment) : undefined);
+}
+
+function copyAttachment(ref: AttachmentRef): AttachmentRef {
+  return { attachmentId: ref.attachmentId, contentType: ref.contentType, size: ref.size, fileName: ref.fileName };
+}
+
+// The optional fields are present only when non-empty, on both paths, so the two deep-equal.
+function withOptional(stored: StoredMessage, systemJson: string | undefined, attachments: AttachmentRef[] | undefined): StoredMessage {
+  let result = stored;
+  if (systemJson) result = { ...result, systemJson };
+  if (attachments) result = { ...result, attachments };
+  return result;
 }
 
 export function messageFromRow(row: MessageRow): StoredMessage {
@@ -46,7 +59,7 @@ export function messageFromRow(row: MessageRow): StoredMessage {
     text: row.text,
     sentAt: new Date(Number(row.sent_at)),
   };
-  return row.system_json ? { ...stored, systemJson: row.system_json } : stored;
+  return withOptional(stored, row.system_json ?? undefined, row.attachments_json ? (JSON.parse(row.attachments_json) as AttachmentRef[]) : undefined);
 }
 
 /** Appending to a conversation that does not exist: a bug in the caller, which checks membership first. */
@@ -87,7 +100,7 @@ export function createSqliteLog(db: Database): SqliteLog {
     .prepare<[string], bigint>(`UPDATE conversations SET last_seq = last_seq + 1 WHERE conversation_id = ? RETURNING last_seq`)
     .pluck();
   const insert = db.prepare(
-    `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (@conversationId, @seq, @messageId, @senderUserId, @senderDeviceId, @clientMsgId, @kind, @text, @sentAt, @systemJson)`,
+    `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (@conversationId, @seq, @messageId, @senderUserId, @senderDeviceId, @clientMsgId, @kind, @text, @sentAt, @systemJson, @attachmentsJson)`,
   );
   // The watermark is the newest row: one seek backwards down the primary key.
   const watermark = db
@@ -129,6 +142,7 @@ export function createSqliteLog(db: Database): SqliteLog {
         text: stored.text,
         sentAt: stored.sentAt.getTime(),
         systemJson: stored.systemJson ?? null,
+        attachmentsJson: stored.attachments ? JSON.stringify(stored.attachments) : null,
       });
       // Whoever writes has read up to what they wrote.
       moveReadMark(stored.conversationId, stored.senderUserId, seq, stored.sentAt.getTime());

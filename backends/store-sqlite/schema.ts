@@ -94,6 +94,10 @@ CREATE TABLE IF NOT EXISTS delivery_cursors (
 ) WITHOUT ROWID, STRICT;
 `;
 
+// Attachment references of a message, as a JSON array: read and written only with the message, never
+// queried by, so a column of its own on the clustered row is enough. NULL for a message without any.
+const SCHEMA_V3 = `ALTER TABLE messages ADD COLUMN attachments_json TEXT;`;
+
 /**
  * Applied in order, each in its own transaction together with the bump of `PRAGMA user_version`, so
  * a crash mid-upgrade leaves the file at the previous version. Append only: never edit a shipped one.
@@ -101,6 +105,7 @@ CREATE TABLE IF NOT EXISTS delivery_cursors (
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, description: "users, devices, conversations, members, messages", up: (db) => db.exec(SCHEMA_V1) },
   { version: 2, description: "read_marks, delivery_cursors", up: (db) => db.exec(SCHEMA_V2) },
+  { version: 3, description: "messages.attachments_json", up: (db) => db.exec(SCHEMA_V3) },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

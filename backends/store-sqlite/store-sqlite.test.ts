@@ -286,7 +286,7 @@ describe("SQLite engine", () => {
       await first.close();
       const raw = new Database(path);
       // Roll the file back to what version 1 wrote, then fill it the way version 1 did.
-      raw.exec("DROP TABLE read_marks; DROP TABLE delivery_cursors; PRAGMA user_version = 1;");
+      raw.exec("DROP TABLE read_marks; DROP TABLE delivery_cursors; ALTER TABLE messages DROP COLUMN attachments_json; PRAGMA user_version = 1;");
       raw.exec(`INSERT INTO conversations VALUES ('d_1', 'direct', '', 1000, 2);
         INSERT INTO members VALUES ('d_1', 'u_alice', 'member', 0, NULL, 1000), ('d_1', 'u_bob', 'member', 0, NULL, 1000);
         INSERT INTO messages VALUES ('d_1', 1, 'm_1', 'u_alice', 'dev', 'c_1', 'text', 'hi', 2000, NULL),

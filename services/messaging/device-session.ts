@@ -275,7 +275,11 @@ export async function* runDeviceSession(
       switch (frame.case) {
         case "send": {
           try {
-            const result = await messaging.send(principal, { clientMsgId: frame.value.clientMsgId, to: frame.value.to, text: frame.value.text }, origin.streamId);
+            const result = await messaging.send(
+              principal,
+              { clientMsgId: frame.value.clientMsgId, to: frame.value.to, text: frame.value.text, attachmentIds: frame.value.attachmentIds },
+              origin.streamId,
+            );
             return { frame: { case: "ack", value: result } };
           } catch (error) {
             return { frame: { case: "rejected", value: { clientMsgId: frame.value.clientMsgId, frame: "send", status: rejected(error) } } };

@@ -31,6 +31,12 @@ export function toMessageView(message: StoredMessage): MessageView {
       text: message.text,
       sentAt: timestampFromDate(message.sentAt),
       system: message.systemJson ? (JSON.parse(message.systemJson) as MessageInitShape<typeof SystemEventSchema>) : undefined,
+      attachments: (message.attachments ?? []).map((ref) => ({
+        attachmentId: ref.attachmentId,
+        contentType: ref.contentType,
+        sizeBytes: BigInt(ref.size),
+        fileName: ref.fileName,
+      })),
     };
     views.set(message, view);
   }

@@ -1,7 +1,7 @@
 import type { Principal } from "../accounts/index.js";
 import { ChatError, ErrorReason, invalidArgument, notFound, permissionDenied } from "../errors.js";
 import { directConversationId, newId } from "../lib/ids.js";
-import { noTelemetry, type AccountStore, type ConversationHead, type ConversationRecord, type ConversationStore, type EventBus, type MessageStore, type RateLimiter, type StoredMessage, type Telemetry } from "../ports/index.js";
+import { noTelemetry, type AccountStore, type AttachmentRef, type ConversationHead, type ConversationRecord, type ConversationStore, type EventBus, type MessageStore, type RateLimiter, type StoredMessage, type Telemetry } from "../ports/index.js";
 import { toConversationView, type ConversationView } from "./conversation-view.js";
 import { toMessageView, type MessageView } from "./message-view.js";
 
@@ -14,6 +14,8 @@ export interface SendInput {
   readonly clientMsgId: string;
   readonly to: { readonly case: "conversationId" | "recipientUserId"; readonly value: string } | { readonly case: undefined; readonly value?: undefined };
   readonly text: string;
+  /** Ids from AttachmentsService.CreateUpload, uploaded by the sender to this conversation. */
+  readonly attachmentIds?: readonly string[];
 }
 
 export interface HistoryInput {
@@ -32,6 +34,13 @@ export interface MessagingServiceOptions {
   readonly sendLimiter?: RateLimiter;
   readonly now?: () => Date;
   readonly telemetry?: Telemetry;
+  /** Turns attachment ids into references after checking them; absent: messages cannot carry attachments. */
+  readonly attachments?: { resolve(principal: Principal, conversationId: string, attachmentIds: readonly string[]): Promise<AttachmentRef[]> };
+  /**
+   * Told of each new message once it is stored and published (push notifications). Called on the send
+   * path, so it must return at once and do its work later.
+   */
+  readonly afterPublish?: (message: StoredMessage, memberIds: readonly string[]) => void;
 }
 
 /** The seqs a member may see: from the event that added them to the one that removed them. */
@@ -104,8 +113,9 @@ export function createMessagingService(options: MessagingServiceOptions) {
           "client_msg_id",
         );
       }
-      if (input.text.trim().length === 0) {
-        throw invalidArgument(ErrorReason.TEXT_EMPTY, "the message text is empty", "text");
+      const attachmentIds = input.attachmentIds ?? [];
+      if (input.text.trim().length === 0 && attachmentIds.length === 0) {
+        throw invalidArgument(ErrorReason.TEXT_EMPTY, "the message text is empty (a message needs text, attachments or both)", "text");
       }
       if (exceedsCharacters(input.text, MAX_TEXT_CHARACTERS)) {
         throw invalidArgument(ErrorReason.TEXT_TOO_LONG, `the message text is longer than ${MAX_TEXT_CHARACTERS} characters`, "text", {
@@ -133,6 +143,13 @@ export function createMessagingService(options: MessagingServiceOptions) {
       } else {
         throw invalidArgument(ErrorReason.INVALID_ARGUMENT, "set conversation_id or recipient_user_id", "conversation_id");
       }
+      let attachments: AttachmentRef[] = [];
+      if (attachmentIds.length > 0) {
+        if (!options.attachments) {
+          throw invalidArgument(ErrorReason.INVALID_ARGUMENT, "this server does not accept attachments; send the message without attachment_ids", "attachment_ids");
+        }
+        attachments = await options.attachments.resolve(principal, conversationId, attachmentIds);
+      }
       const sentAt = now();
       const writeStarted = performance.now();
       const { message, duplicate } = await messages.append({
@@ -144,12 +161,15 @@ export function createMessagingService(options: MessagingServiceOptions) {
         kind: "text",
         text: input.text,
         sentAt,
+        ...(attachments.length > 0 ? { attachments } : {}),
       });
       const stored = performance.now();
       telemetry.storeWrite(stored - writeStarted);
       if (!duplicate) {
-        await bus.publish(await conversations.listMemberIds(conversationId), { kind: "message", message });
+        const memberIds = await conversations.listMemberIds(conversationId);
+        await bus.publish(memberIds, { kind: "message", message });
         const published = performance.now();
+        options.afterPublish?.(message, memberIds);
         telemetry.fanOut(published - stored);
         telemetry.messageAccepted({ messageId: message.messageId, conversationId, seq: message.seq, traceId }, published - started);
       }

@@ -17,7 +17,7 @@ export type { PresenceRegistry, PresenceState, PresenceWatch } from "./presence-
 export type { DeliveryCursor, ReadMark, ReceiptStore, Watermark } from "./receipt-store.js";
 export type { RateDecision, RateLimit, RateLimiter } from "./rate-limiter.js";
 export type { DeviceLocation, SessionRegistry } from "./session-registry.js";
-export type { AppendResult, MessageKindName, MessageStore, NewMessage, ReadRangeOptions, StoredMessage } from "./message-store.js";
+export type { AppendResult, AttachmentRef, MessageKindName, MessageStore, NewMessage, ReadRangeOptions, StoredMessage } from "./message-store.js";
 export { BusOverflowError } from "./event-bus.js";
 export type { BusEvent, BusSubscription, EventBus, ReceiptEvent, SubscribeOptions } from "./event-bus.js";
 
@@ -37,3 +37,6 @@ export interface ChatStore {
 }
 export { noTelemetry } from "./telemetry.js";
 export type { MessageTrace, Surface, Telemetry } from "./telemetry.js";
+export type { DeadLetter, NewPushJob, PushJob, PushJobKind, PushJobQueue, PushProviderName, PushStore, PushTarget, PushTargetStore } from "./push-store.js";
+export type { PushOutcome, PushSender } from "./push-sender.js";
+export type { BlobInfo, BlobStore, SignedRequest, UploadGrant } from "./blob-store.js";

@@ -11,6 +11,16 @@ export interface NewMessage {
   readonly sentAt: Date;
   /** JSON of a SystemEvent for system messages; empty otherwise. */
   readonly systemJson?: string;
+  /** Files sent with the message; absent when none. */
+  readonly attachments?: readonly AttachmentRef[];
+}
+
+/** A file in the blob store, as a message refers to it. */
+export interface AttachmentRef {
+  readonly attachmentId: string;
+  readonly contentType: string;
+  readonly size: number;
+  readonly fileName: string;
 }
 
 export interface StoredMessage extends NewMessage {

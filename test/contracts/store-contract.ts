@@ -188,6 +188,23 @@ export function describeStoreContract(
         expect(await readAll(ab)).toEqual([stored]);
       });
 
+      it("round-trips attachment references, and leaves them out of a message that has none", async () => {
+        const [alice, bob] = await users("alice", "bob");
+        const ab = await direct(alice, bob);
+        const attachments = [
+          { attachmentId: "a_1", contentType: "image/png", size: 1234, fileName: "cat.png" },
+          { attachmentId: "a_2", contentType: "application/pdf", size: 5, fileName: "" },
+        ];
+        const withFiles = message(ab, alice, { attachments });
+        const { message: stored } = await store.messages.append(withFiles);
+        expect(stored).toEqual({ ...withFiles, seq: 1n });
+        const { message: plain } = await store.messages.append(message(ab, alice, { attachments: [] }));
+        expect(plain).not.toHaveProperty("attachments");
+        expect(await readAll(ab)).toEqual([stored, plain]);
+        await reopen();
+        expect(await readAll(ab)).toEqual([stored, plain]);
+      });
+
       it("gives 500 concurrent appends from several senders exactly the seqs 1..500", async () => {
         const [alice, bob] = await users("alice", "bob");
         const ab = await direct(alice, bob);

@@ -12,7 +12,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat/v1/types.proto.
  */
 export const file_chat_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChNjaGF0L3YxL3R5cGVzLnByb3RvEgdjaGF0LnYxIm8KBFVzZXISDwoHdXNlcl9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiugEKDENvbnZlcnNhdGlvbhIXCg9jb252ZXJzYXRpb25faWQYASABKAkSJwoEa2luZBgCIAEoDjIZLmNoYXQudjEuQ29udmVyc2F0aW9uS2luZBIQCghsYXN0X3NlcRgDIAEoBBIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9tZW1iZXJfdXNlcl9pZHMYBSADKAkSDQoFdGl0bGUYBiABKAkidAoLU3lzdGVtRXZlbnQSJgoEa2luZBgBIAEoDjIYLmNoYXQudjEuU3lzdGVtRXZlbnRLaW5kEhUKDWFjdG9yX3VzZXJfaWQYAiABKAkSFwoPdGFyZ2V0X3VzZXJfaWRzGAMgAygJEg0KBXRpdGxlGAQgASgJIpECCgdNZXNzYWdlEhIKCm1lc3NhZ2VfaWQYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEgsKA3NlcRgDIAEoBBIWCg5zZW5kZXJfdXNlcl9pZBgEIAEoCRIYChBzZW5kZXJfZGV2aWNlX2lkGAUgASgJEhUKDWNsaWVudF9tc2dfaWQYBiABKAkSIgoEa2luZBgHIAEoDjIULmNoYXQudjEuTWVzc2FnZUtpbmQSDAoEdGV4dBgIIAEoCRIrCgdzZW50X2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgZzeXN0ZW0YCiABKAsyFC5jaGF0LnYxLlN5c3RlbUV2ZW50IjoKEkNvbnZlcnNhdGlvbkN1cnNvchIXCg9jb252ZXJzYXRpb25faWQYASABKAkSCwoDc2VxGAIgASgEKnAKEENvbnZlcnNhdGlvbktpbmQSIQodQ09OVkVSU0FUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIcChhDT05WRVJTQVRJT05fS0lORF9ESVJFQ1QQARIbChdDT05WRVJTQVRJT05fS0lORF9HUk9VUBACKncKC01lc3NhZ2VLaW5kEhwKGE1FU1NBR0VfS0lORF9VTlNQRUNJRklFRBAAEhUKEU1FU1NBR0VfS0lORF9URVhUEAESFwoTTUVTU0FHRV9LSU5EX1NZU1RFTRACEhoKFk1FU1NBR0VfS0lORF9UT01CU1RPTkUQAyqQAgoPU3lzdGVtRXZlbnRLaW5kEiEKHVNZU1RFTV9FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASIwofU1lTVEVNX0VWRU5UX0tJTkRfR1JPVVBfQ1JFQVRFRBABEiMKH1NZU1RFTV9FVkVOVF9LSU5EX01FTUJFUlNfQURERUQQAhIkCiBTWVNURU1fRVZFTlRfS0lORF9NRU1CRVJfUkVNT1ZFRBADEiEKHVNZU1RFTV9FVkVOVF9LSU5EX01FTUJFUl9MRUZUEAQSIwofU1lTVEVNX0VWRU5UX0tJTkRfR1JPVVBfUkVOQU1FRBAFEiIKHlNZU1RFTV9FVkVOVF9LSU5EX1JPTEVfQ0hBTkdFRBAGYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChNjaGF0L3YxL3R5cGVzLnByb3RvEgdjaGF0LnYxIm8KBFVzZXISDwoHdXNlcl9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiugEKDENvbnZlcnNhdGlvbhIXCg9jb252ZXJzYXRpb25faWQYASABKAkSJwoEa2luZBgCIAEoDjIZLmNoYXQudjEuQ29udmVyc2F0aW9uS2luZBIQCghsYXN0X3NlcRgDIAEoBBIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9tZW1iZXJfdXNlcl9pZHMYBSADKAkSDQoFdGl0bGUYBiABKAkidAoLU3lzdGVtRXZlbnQSJgoEa2luZBgBIAEoDjIYLmNoYXQudjEuU3lzdGVtRXZlbnRLaW5kEhUKDWFjdG9yX3VzZXJfaWQYAiABKAkSFwoPdGFyZ2V0X3VzZXJfaWRzGAMgAygJEg0KBXRpdGxlGAQgASgJIrsCCgdNZXNzYWdlEhIKCm1lc3NhZ2VfaWQYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEgsKA3NlcRgDIAEoBBIWCg5zZW5kZXJfdXNlcl9pZBgEIAEoCRIYChBzZW5kZXJfZGV2aWNlX2lkGAUgASgJEhUKDWNsaWVudF9tc2dfaWQYBiABKAkSIgoEa2luZBgHIAEoDjIULmNoYXQudjEuTWVzc2FnZUtpbmQSDAoEdGV4dBgIIAEoCRIrCgdzZW50X2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgZzeXN0ZW0YCiABKAsyFC5jaGF0LnYxLlN5c3RlbUV2ZW50EigKC2F0dGFjaG1lbnRzGAsgAygLMhMuY2hhdC52MS5BdHRhY2htZW50ImAKCkF0dGFjaG1lbnQSFQoNYXR0YWNobWVudF9pZBgBIAEoCRIUCgxjb250ZW50X3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoBBIRCglmaWxlX25hbWUYBCABKAkiOgoSQ29udmVyc2F0aW9uQ3Vyc29yEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRILCgNzZXEYAiABKAQqcAoQQ29udmVyc2F0aW9uS2luZBIhCh1DT05WRVJTQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEhwKGENPTlZFUlNBVElPTl9LSU5EX0RJUkVDVBABEhsKF0NPTlZFUlNBVElPTl9LSU5EX0dST1VQEAIqdwoLTWVzc2FnZUtpbmQSHAoYTUVTU0FHRV9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRTUVTU0FHRV9LSU5EX1RFWFQQARIXChNNRVNTQUdFX0tJTkRfU1lTVEVNEAISGgoWTUVTU0FHRV9LSU5EX1RPTUJTVE9ORRADKpACCg9TeXN0ZW1FdmVudEtpbmQSIQodU1lTVEVNX0VWRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIjCh9TWVNURU1fRVZFTlRfS0lORF9HUk9VUF9DUkVBVEVEEAESIwofU1lTVEVNX0VWRU5UX0tJTkRfTUVNQkVSU19BRERFRBACEiQKIFNZU1RFTV9FVkVOVF9LSU5EX01FTUJFUl9SRU1PVkVEEAMSIQodU1lTVEVNX0VWRU5UX0tJTkRfTUVNQkVSX0xFRlQQBBIjCh9TWVNURU1fRVZFTlRfS0lORF9HUk9VUF9SRU5BTUVEEAUSIgoeU1lTVEVNX0VWRU5UX0tJTkRfUk9MRV9DSEFOR0VEEAZiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.v1.User
@@ -183,6 +183,14 @@ export type Message = Message$1<"chat.v1.Message"> & {
    * @generated from field: chat.v1.SystemEvent system = 10;
    */
   system?: SystemEvent | undefined;
+
+  /**
+   * Files uploaded with AttachmentsService and sent with this message; fetch each through
+   * AttachmentsService.CreateDownload.
+   *
+   * @generated from field: repeated chat.v1.Attachment attachments = 11;
+   */
+  attachments: Attachment[];
 };
 
 /**
@@ -191,6 +199,42 @@ export type Message = Message$1<"chat.v1.Message"> & {
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
   messageDesc(file_chat_v1_types, 3);
+
+/**
+ * A reference to an uploaded file, as carried by a message. The bytes live in the blob store.
+ *
+ * @generated from message chat.v1.Attachment
+ */
+export type Attachment = Message$1<"chat.v1.Attachment"> & {
+  /**
+   * @generated from field: string attachment_id = 1;
+   */
+  attachmentId: string;
+
+  /**
+   * @generated from field: string content_type = 2;
+   */
+  contentType: string;
+
+  /**
+   * @generated from field: uint64 size_bytes = 3;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * The name the sender gave; empty when none was given.
+   *
+   * @generated from field: string file_name = 4;
+   */
+  fileName: string;
+};
+
+/**
+ * Describes the message chat.v1.Attachment.
+ * Use `create(AttachmentSchema)` to create a new message.
+ */
+export const AttachmentSchema: GenMessage<Attachment> = /*@__PURE__*/
+  messageDesc(file_chat_v1_types, 4);
 
 /**
  * A position in one conversation: everything up to and including seq has been received.
@@ -214,7 +258,7 @@ export type ConversationCursor = Message$1<"chat.v1.ConversationCursor"> & {
  * Use `create(ConversationCursorSchema)` to create a new message.
  */
 export const ConversationCursorSchema: GenMessage<ConversationCursor> = /*@__PURE__*/
-  messageDesc(file_chat_v1_types, 4);
+  messageDesc(file_chat_v1_types, 5);
 
 /**
  * @generated from enum chat.v1.ConversationKind

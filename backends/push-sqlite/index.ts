@@ -1,0 +1,1 @@
+export { createSqlitePushStore, PUSH_MIGRATIONS, type SqlitePushStoreOptions } from "./push-sqlite.js";
