@@ -15,7 +15,7 @@ export interface ChatClientOptions {
   /** e.g. `http://127.0.0.1:8080` */
   readonly baseUrl: string;
   readonly protocol?: Protocol;
-  /** Per-call deadline for unary calls. */
+  /** Per-call deadline for unary calls (the device stream has none). */
   readonly timeoutMs?: number;
   /**
    * HTTP/2 PING interval. Set it for long-lived clients: a connection that died without a FIN (a
@@ -150,7 +150,8 @@ export class ChatClient {
    * server first sends everything after those cursors (conversations not listed: from the start).
    */
   openStream(options: DeviceStreamOptions = {}): DeviceStream {
-    return new DeviceStream((requests: AsyncIterable<StreamRequest>, signal: AbortSignal) => this.messaging.stream(requests, { signal }), options);
+    // timeoutMs 0: no deadline. The unary default must not cut a stream that is meant to stay open.
+    return new DeviceStream((requests: AsyncIterable<StreamRequest>, signal: AbortSignal) => this.messaging.stream(requests, { signal, timeoutMs: 0 }), options);
   }
 
   private readonly authorize: Interceptor = (next) => async (request) => {
