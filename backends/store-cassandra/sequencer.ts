@@ -53,11 +53,11 @@ import {
   messageFromRow,
   recordFromStatics,
   staticsFromRow,
-  storedFromNew,
   type ConversationStatics,
   type LogTables,
   type MemberState,
 } from "./conversation-log.js";
+import { storedFromNew } from "../store-common/stored-message.js";
 import { classifyWriteError, ConversationExistsError, IdempotencyKeyConflictError, SequencerContentionError, UnknownConversationError } from "./errors.js";
 import { createLanes } from "./lanes.js";
 import { planMembershipChange, touchedUsers, type MembershipPlan } from "./membership-plan.js";

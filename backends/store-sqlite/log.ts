@@ -1,5 +1,6 @@
 import type { Database } from "better-sqlite3";
 import type { AttachmentRef, MessageKindName, NewMessage, StoredMessage } from "../../services/ports/index.js";
+import { storedFromNew, withOptional } from "../store-common/stored-message.js";
 
 export interface MessageRow {
   conversation_id: string;
@@ -16,36 +17,6 @@ export interface MessageRow {
 }
 
 export const MESSAGE_COLUMNS = `conversation_id, seq, message_id, sender_user_id, sender_device_id, client_msg_id, kind, text, sent_at, system_json, attachments_json`;
-
-// Both builders list the fields one by one (no spread) so extra properties of the caller's object
-// never leak into what is acked, and a fresh append deep-equals a later read of the same message:
-// `systemJson` is present only when non-empty, in both.
-export function storedFromNew(message: NewMessage, seq: bigint): StoredMessage {
-  const stored = {
-    messageId: message.messageId,
-    conversationId: message.conversationId,
-    seq,
-    senderUserId: message.senderUserId,
-    senderDeviceId: message.senderDeviceId,
-    clientMsgId: message.clientMsgId,
-    kind: message.kind,
-    text: message.text,
-    sentAt: new Date(message.sentAt.getTime()),
-  };
-  return withOptional(stored, message.systemJson, message.attachments?.length ? message.attachments.map(copyAttachment) : undefined);
-}
-
-function copyAttachment(ref: AttachmentRef): AttachmentRef {
-  return { attachmentId: ref.attachmentId, contentType: ref.contentType, size: ref.size, fileName: ref.fileName };
-}
-
-// The optional fields are present only when non-empty, on both paths, so the two deep-equal.
-function withOptional(stored: StoredMessage, systemJson: string | undefined, attachments: AttachmentRef[] | undefined): StoredMessage {
-  let result = stored;
-  if (systemJson) result = { ...result, systemJson };
-  if (attachments) result = { ...result, attachments };
-  return result;
-}
 
 export function messageFromRow(row: MessageRow): StoredMessage {
   const stored = {
