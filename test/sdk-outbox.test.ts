@@ -129,7 +129,9 @@ describe("SDK: outbox", () => {
   });
 
   it("refreshes an expired access token and carries on", async () => {
-    const server = await startServer({ env: { CHAT_ACCESS_TOKEN_TTL_SECONDS: "1" } });
+    // Long enough that a refreshed token outlives its retried call on a loaded machine.
+    const ttlSeconds = 4;
+    const server = await startServer({ env: { CHAT_ACCESS_TOKEN_TTL_SECONDS: String(ttlSeconds) } });
     servers.push(server);
     dirs.push(server.dataDir);
     const alice = await newUser(server.url, "alice");
@@ -138,11 +140,11 @@ describe("SDK: outbox", () => {
     const aliceSession = await ChatSession.open(alice, { storage, backoff: FAST_BACKOFF });
     await waitFor("alice to connect", () => aliceSession.state === "connected");
     const firstRefreshToken = alice.session.refreshToken;
-    await sleep(2_100);
+    await sleep(ttlSeconds * 1000 + 200);
     // A unary call with the expired token is refreshed and retried.
     const conversation = await alice.openDirect(bob.userId);
     expect(alice.session.refreshToken).not.toBe(firstRefreshToken);
-    await sleep(2_100);
+    await sleep(ttlSeconds * 1000 + 200);
     // So is a new stream.
     aliceSession.reconnect();
     const ack = await aliceSession.send({ conversationId: conversation.conversationId }, "after expiry");
@@ -152,7 +154,7 @@ describe("SDK: outbox", () => {
     const saved = (await storage.get("chat-session")) as { session: { refreshToken: string } };
     expect(saved.session.refreshToken).toBe(alice.session.refreshToken);
     await aliceSession.close();
-  });
+  }, 30_000);
 
   it("stops for good when the device is logged out elsewhere", async () => {
     const server = await startServer();
