@@ -148,7 +148,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
       MessagingService,
       mapErrors(
         MessagingService.typeName,
-        messagingHandlers(messaging, authenticate, deviceSession, sessions, logger),
+        messagingHandlers(messaging, authenticate, deviceSession, sessions, logger, config.slowConsumerResetMs, metrics?.error),
         logger,
         metrics?.error,
       ),
@@ -167,6 +167,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     port: config.port,
     tlsCertFile: config.tlsCertFile,
     tlsKeyFile: config.tlsKeyFile,
+    idleConnectionTimeoutMs: config.idleConnectionTimeoutMs,
     handler: createHttpHandler({
       routes,
       maxRequestBytes: config.maxRequestBytes,

@@ -34,6 +34,8 @@ export interface GatewayConfig {
   readonly helloTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
   readonly outboundLimit: number;
+  readonly slowConsumerResetMs: number;
+  readonly idleConnectionTimeoutMs: number;
   readonly maxRequestBytes: number;
   readonly drainTimeoutMs: number;
   readonly groupMaxMembers: number;
@@ -120,6 +122,8 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "helloTimeoutMs", env: "CHAT_HELLO_TIMEOUT_MS", help: "time a device stream has to send hello", fallback: () => 10_000, parse: integer(100, 600_000), accepted: "an integer 100-600000" },
   { key: "heartbeatIntervalMs", env: "CHAT_HEARTBEAT_INTERVAL_MS", help: "heartbeat interval asked of clients", fallback: () => 15_000, parse: integer(100, 600_000), accepted: "an integer 100-600000" },
   { key: "outboundLimit", env: "CHAT_OUTBOUND_LIMIT", help: "frames that may wait for one slow device before its stream is ended", fallback: () => 10_000, parse: integer(10, 1_000_000), accepted: "an integer 10-1000000" },
+  { key: "slowConsumerResetMs", env: "CHAT_SLOW_CONSUMER_RESET_MS", help: "how long a device past the outbound limit has to read the end of its stream before the stream is reset", fallback: () => 5_000, parse: integer(100, 3_600_000), accepted: "an integer 100-3600000 (ms)" },
+  { key: "idleConnectionTimeoutMs", env: "CHAT_IDLE_CONNECTION_TIMEOUT_MS", help: "an HTTP/2 connection with no open stream and no traffic for this long is closed", fallback: () => 60_000, parse: integer(100, 3_600_000), accepted: "an integer 100-3600000 (ms)" },
   { key: "maxRequestBytes", env: "CHAT_MAX_REQUEST_BYTES", help: "largest request message accepted", fallback: () => 1024 * 1024, parse: integer(1024, 64 * 1024 * 1024), accepted: "an integer 1024-67108864" },
   { key: "drainTimeoutMs", env: "CHAT_DRAIN_TIMEOUT_MS", help: "how long a stopping gateway waits for clients to leave", fallback: () => 5_000, parse: integer(0, 600_000), accepted: "an integer 0-600000" },
   { key: "groupMaxMembers", env: "CHAT_GROUP_MAX_MEMBERS", help: "members per group, creator included", fallback: () => 100, parse: integer(2, 100_000), accepted: "an integer 2-100000" },

@@ -1,10 +1,11 @@
-import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
+import { createConnectRouter, createContextValues, type ConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { RequestHandler } from "./listener.js";
 import type { Logger } from "./logger.js";
 import { retypeMalformedRequest } from "./malformed-requests.js";
+import { kResetStream, streamResetter } from "./stream-reset.js";
 
 export interface HttpHandlerOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -47,7 +48,8 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
     const path = (request.url ?? "").split("?", 1)[0] ?? "";
     const handler = routes.get(path);
     if (handler) {
-      const universal = universalRequestFromNodeRequest(request, response, undefined, undefined);
+      const contextValues = createContextValues().set(kResetStream, streamResetter(request, response));
+      const universal = universalRequestFromNodeRequest(request, response, undefined, contextValues);
       const unary = handler.method.methodKind === "unary";
       handler(universal)
         .then((result) => (unary ? retypeMalformedRequest(result) : result))

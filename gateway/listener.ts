@@ -24,6 +24,8 @@ export interface ListenerOptions {
   readonly handler: RequestHandler;
   /** Absent: upgrade requests are refused. */
   readonly upgrade?: UpgradeHandler;
+  /** An HTTP/2 connection with no open stream and no frame for this long is closed. */
+  readonly idleConnectionTimeoutMs: number;
 }
 
 export interface Listener {
@@ -58,6 +60,16 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   const trackSession = (session: Http2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    // Also how a connection whose peer sent garbage ends: nghttp2 answers it with GOAWAY, but Node
+    // (20) neither closes the socket nor tells us, so without this it would hold a descriptor for good.
+    let openStreams = 0;
+    session.on("stream", (stream) => {
+      openStreams++;
+      stream.once("close", () => openStreams--);
+    });
+    session.setTimeout(options.idleConnectionTimeoutMs, () => {
+      if (openStreams === 0) session.close();
+    });
   };
 
   // Upgraded sockets stay in `sockets` (tracked per connection), so connectionCount and destroyAll cover them.

@@ -50,6 +50,12 @@ export interface DeviceSessionOptions {
 export interface SessionOrigin {
   readonly surface: Surface;
   readonly streamId?: string;
+  /**
+   * Told when the device fell too far behind and the session is ending with SLOW_CONSUMER. The end is
+   * itself a frame the device must read, so a transport whose writes are blocked (a full HTTP/2
+   * window) should cut the stream if it is still open a little later.
+   */
+  readonly onSlowConsumer?: (error: ChatError) => void;
 }
 
 type Work =
@@ -87,7 +93,12 @@ export async function* runDeviceSession(
   const hello = await firstFrame(inbound, options.helloTimeoutMs, signal);
 
   const subscription = bus.subscribe(principal.userId, { bufferLimit: options.outboundLimit });
-  const work = new AsyncQueue<Work>(options.outboundLimit, () => slowConsumer(options.outboundLimit));
+  const stalled = () => {
+    const error = slowConsumer(options.outboundLimit);
+    origin.onSlowConsumer?.(error);
+    return error;
+  };
+  const work = new AsyncQueue<Work>(options.outboundLimit, stalled);
   const delivered = new Map<string, bigint>();
   let presenceWatch: PresenceWatch | undefined;
   let closedByClient = false;
@@ -239,7 +250,7 @@ export async function* runDeviceSession(
     } catch (error) {
       work.end(
         error instanceof BusOverflowError
-          ? slowConsumer(options.outboundLimit)
+          ? stalled()
           : new ChatError("unavailable", ErrorReason.UNAVAILABLE, "live delivery was interrupted; reconnect and resume from your cursor"),
       );
     }
@@ -249,7 +260,7 @@ export async function* runDeviceSession(
     try {
       for await (const state of watch) if (!work.push({ presence: state })) return;
     } catch {
-      work.end(slowConsumer(options.outboundLimit));
+      work.end(stalled());
     }
   }
 
