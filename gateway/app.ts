@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AccountsService } from "../gen/chat/v1/accounts_pb.js";
@@ -107,6 +108,8 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
   const presence = createPresenceService(presenceRegistry);
   const authenticate = bearerAuthenticator(accounts);
   const draining = new AbortController();
+  // Every open device stream listens for the drain: thousands of listeners are expected, not a leak.
+  setMaxListeners(0, draining.signal);
   let ready = false;
   const servedServices = [AccountsService, MessagingService, SyncService, GroupsService, PresenceService, PushService, AttachmentsService];
   const health = createHealthService({
