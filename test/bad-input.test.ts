@@ -8,6 +8,7 @@ import { ChatClient, SendRejectedError } from "../clients/sdk/index.js";
 import { ErrorDetailSchema, ErrorReason } from "../gen/chat/v1/errors_pb.js";
 import { expectChatError } from "./support/errors.js";
 import { removeDir, startServer, type ServerProcess } from "./support/server-process.js";
+import { connectStreamHeaders } from "./support/raw-connect.js";
 import { newUser } from "./support/users.js";
 
 /** Delivery contract item 7: every invalid request gets a typed error and changes nothing. */
@@ -263,13 +264,7 @@ function envelope(payload: Buffer): Buffer {
 async function rawConnectStream(baseUrl: string, token: string, chunks: Buffer[]) {
   const session = http2.connect(baseUrl);
   try {
-    const request = session.request({
-      ":method": "POST",
-      ":path": "/chat.v1.MessagingService/Stream",
-      "content-type": "application/connect+proto",
-      "connect-protocol-version": "1",
-      authorization: `Bearer ${token}`,
-    });
+    const request = session.request(connectStreamHeaders(token));
     for (const chunk of chunks) request.write(chunk);
     const body: Buffer[] = [];
     request.on("data", (chunk: Buffer) => body.push(chunk));

@@ -11,6 +11,7 @@ import { expectChatError } from "../support/errors.js";
 import { removeDir, startServer, type ServerProcess } from "../support/server-process.js";
 import { assertAudit } from "../support/audit.js";
 import { newUser, otherDevice } from "../support/users.js";
+import { connectStreamHeaders } from "../support/raw-connect.js";
 import { sleep, startTraffic, trackDevice, waitFor } from "./helpers.js";
 
 /**
@@ -373,13 +374,7 @@ async function rawConnectStream(baseUrl: string, token: string, bytes: Buffer) {
   const session = http2.connect(baseUrl);
   session.on("error", () => undefined);
   try {
-    const request = session.request({
-      ":method": "POST",
-      ":path": "/chat.v1.MessagingService/Stream",
-      "content-type": "application/connect+proto",
-      "connect-protocol-version": "1",
-      authorization: `Bearer ${token}`,
-    });
+    const request = session.request(connectStreamHeaders(token));
     request.on("error", () => undefined);
     request.write(bytes);
     const body: Buffer[] = [];

@@ -8,6 +8,7 @@ import type { Message } from "../../gen/chat/v1/types_pb.js";
 import { assertAudit } from "../support/audit.js";
 import { removeDir, startServer, type ServerProcess } from "../support/server-process.js";
 import { newUser, otherDevice } from "../support/users.js";
+import { connectStreamHeaders } from "../support/raw-connect.js";
 import { rssBytes, trackDevice, waitFor } from "./helpers.js";
 
 /**
@@ -36,14 +37,7 @@ function envelope(bytes: Uint8Array): Buffer {
 function rawDeviceStream(baseUrl: string, token: string, requestId: string) {
   const session = http2.connect(baseUrl);
   session.on("error", () => undefined);
-  const request = session.request({
-    ":method": "POST",
-    ":path": "/chat.v1.MessagingService/Stream",
-    "content-type": "application/connect+proto",
-    "connect-protocol-version": "1",
-    authorization: `Bearer ${token}`,
-    "x-request-id": requestId,
-  });
+  const request = session.request(connectStreamHeaders(token, { "x-request-id": requestId }));
   request.on("error", () => undefined);
   const hello = create(StreamRequestSchema, { frame: { case: "hello", value: { clientVersion: "slow-test" } } });
   request.write(envelope(toBinary(StreamRequestSchema, hello)));
