@@ -126,6 +126,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     bus,
     helloTimeoutMs: config.helloTimeoutMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
+    reconcileIntervalMs: config.reconcileIntervalMs,
     outboundLimit: config.outboundLimit,
     catchUpPageSize: 500,
     maxResumeCursors: 100_000,

@@ -33,6 +33,7 @@ export interface GatewayConfig {
   readonly logLevel: string;
   readonly helloTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
+  readonly reconcileIntervalMs: number;
   readonly outboundLimit: number;
   readonly slowConsumerResetMs: number;
   readonly idleConnectionTimeoutMs: number;
@@ -121,6 +122,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "logLevel", env: "CHAT_LOG_LEVEL", help: "log level", fallback: () => "info", parse: oneOf("trace", "debug", "info", "warn", "error", "fatal", "silent"), accepted: "trace, debug, info, warn, error, fatal or silent" },
   { key: "helloTimeoutMs", env: "CHAT_HELLO_TIMEOUT_MS", help: "time a device stream has to send hello", fallback: () => 10_000, parse: integer(100, 600_000), accepted: "an integer 100-600000" },
   { key: "heartbeatIntervalMs", env: "CHAT_HEARTBEAT_INTERVAL_MS", help: "heartbeat interval asked of clients", fallback: () => 15_000, parse: integer(100, 600_000), accepted: "an integer 100-600000" },
+  { key: "reconcileIntervalMs", env: "CHAT_RECONCILE_INTERVAL_MS", help: "at a heartbeat this long after the last check, a device stream sends what the store has beyond what it delivered", fallback: () => 30_000, parse: integer(100, 3_600_000), accepted: "an integer 100-3600000 (ms)" },
   { key: "outboundLimit", env: "CHAT_OUTBOUND_LIMIT", help: "frames that may wait for one slow device before its stream is ended", fallback: () => 10_000, parse: integer(10, 1_000_000), accepted: "an integer 10-1000000" },
   { key: "slowConsumerResetMs", env: "CHAT_SLOW_CONSUMER_RESET_MS", help: "how long a device past the outbound limit has to read the end of its stream before the stream is reset", fallback: () => 5_000, parse: integer(100, 3_600_000), accepted: "an integer 100-3600000 (ms)" },
   { key: "idleConnectionTimeoutMs", env: "CHAT_IDLE_CONNECTION_TIMEOUT_MS", help: "an HTTP/2 connection with no open stream and no traffic for this long is closed", fallback: () => 60_000, parse: integer(100, 3_600_000), accepted: "an integer 100-3600000 (ms)" },

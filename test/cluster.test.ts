@@ -1,3 +1,4 @@
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatClient, type DeviceStream } from "../clients/sdk/index.js";
 import { PresenceStatus } from "../gen/chat/v1/messaging_pb.js";
@@ -69,7 +70,7 @@ describe("cluster: three gateways on Cassandra, NATS JetStream and Redis", () =>
   const url = (index: number) => cluster.gateways[index]!.url;
 
   beforeAll(async () => {
-    cluster = await startCluster(3, { CHAT_PRESENCE_TIMEOUT_MS: "1500" });
+    cluster = await startCluster(3, { CHAT_PRESENCE_TIMEOUT_MS: "1500", CHAT_RECONCILE_INTERVAL_MS: "500" });
   }, 180_000);
   afterAll(async () => {
     await cluster?.dispose();
@@ -202,4 +203,31 @@ describe("cluster: three gateways on Cassandra, NATS JetStream and Redis", () =>
       watcherStream.close();
     }
   }, 120_000);
+
+  it("4. a message the bus routed nowhere reaches the open device at a heartbeat, without a reconnect", async () => {
+    const sender = await newUser(url(0), "sender");
+    const receiver = await newUser(url(1), "receiver");
+    const conversationId = (await sender.openDirect(receiver.userId)).conversationId;
+    const stream = receiver.openStream();
+    await stream.ready;
+    const received: Message[] = [];
+    const done = collect(stream, received);
+    // What a restarted Redis looks like until the gateways write their devices again: no route to the receiver.
+    const redis = new Redis(cluster.redis.url);
+    try {
+      await redis.del(`chat:sessions:${receiver.userId}`);
+    } finally {
+      redis.disconnect();
+    }
+    const sent = await sender.send({ conversationId }, "routed nowhere");
+    const beat = setInterval(() => stream.heartbeat(), 200);
+    try {
+      await waitFor(() => received.length > 0, 20_000, "the message at a heartbeat");
+      expect(received.map((message) => message.messageId)).toEqual([sent.message!.messageId]);
+    } finally {
+      clearInterval(beat);
+      stream.close();
+      await done;
+    }
+  }, 60_000);
 });

@@ -44,6 +44,14 @@ export interface DeviceSessionOptions {
   readonly shutdown?: AbortSignal;
   readonly reconnectAfterMs?: number;
   readonly telemetry?: Telemetry;
+  /**
+   * At a heartbeat at least this long after the last check, the session compares the heads of the
+   * user's conversations with what it delivered and sends what is missing from the store. It covers
+   * events the bus routed nowhere (a cluster's session registry between a Redis restart and the
+   * gateways' re-registration), which would otherwise wait for the conversation's next event.
+   * Absent: never.
+   */
+  readonly reconcileIntervalMs?: number;
 }
 
 /** Where a session comes from: the surface is a metric label, the stream id only goes into logs. */
@@ -62,6 +70,7 @@ type Work =
   | { readonly bus: BusEvent }
   | { readonly presence: PresenceState }
   | { readonly reply: ServerFrame }
+  | { readonly reconcile: true }
   | { readonly end: true };
 
 const CHANGES = { joined: ConversationChange.JOINED, left: ConversationChange.LEFT, updated: ConversationChange.UPDATED } as const;
@@ -102,6 +111,7 @@ export async function* runDeviceSession(
   const delivered = new Map<string, bigint>();
   let presenceWatch: PresenceWatch | undefined;
   let closedByClient = false;
+  let lastReconciled = Date.now();
   const onAbort = () => work.end();
   signal.addEventListener("abort", onAbort, { once: true });
   const onShutdown = () => {
@@ -146,6 +156,7 @@ export async function* runDeviceSession(
     for await (const item of work) {
       if ("reply" in item) yield item.reply;
       else if ("end" in item) return;
+      else if ("reconcile" in item) yield* reconcile();
       else if ("presence" in item) yield { frame: { case: "presence", value: toPresenceView(item.presence) } };
       else yield* deliverLive(item.bus);
     }
@@ -184,6 +195,14 @@ export async function* runDeviceSession(
         if (beforeSeq - 1n > (delivered.get(conversationId) ?? 0n)) delivered.set(conversationId, beforeSeq - 1n);
         return;
       }
+    }
+  }
+
+  /** Whatever the store has beyond the delivered seqs, in the same way a gap in live events is filled. */
+  async function* reconcile(): AsyncGenerator<ServerFrame> {
+    for (const head of await messaging.heads(principal.userId)) {
+      const last = delivered.get(head.conversationId);
+      if (last === undefined || head.lastSeq > last) yield* catchUp(head.conversationId, head.lastSeq + 1n);
     }
   }
 
@@ -298,6 +317,10 @@ export async function* runDeviceSession(
         }
         case "heartbeat":
           await presence.heartbeat(principal.userId, principal.deviceId);
+          if (options.reconcileIntervalMs !== undefined && Date.now() - lastReconciled >= options.reconcileIntervalMs) {
+            lastReconciled = Date.now();
+            work.push({ reconcile: true });
+          }
           return { frame: { case: "heartbeatAck", value: {} } };
         case "delivered":
           await options.sync.markDelivered(principal, frame.value.conversationId, frame.value.seq);
