@@ -5,6 +5,7 @@ import { PresenceStatus } from "../gen/chat/v1/messaging_pb.js";
 import type { Message } from "../gen/chat/v1/types_pb.js";
 import { startCluster, type Cluster } from "./support/cluster.js";
 import { newUser } from "./support/users.js";
+import { waitFor } from "./support/wait.js";
 
 const seqs = (messages: readonly Message[]) => messages.map((message) => Number(message.seq));
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -23,7 +24,6 @@ function collect(stream: DeviceStream, into: Message[]): Promise<void> {
   })().catch(() => undefined);
 }
 
-/** Polls until the check holds; a check that throws (a backend still coming back) counts as "not yet". */
 /**
  * A device as a real client runs it: when its stream ends (the bus ends streams whose live events it
  * could not deliver, so they resume from the store), it reopens from its cursors.
@@ -49,20 +49,6 @@ function followDevice(client: ChatClient, into: Message[]) {
       await done;
     },
   };
-}
-
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ""}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe("cluster: three gateways on Cassandra, NATS JetStream and Redis", () => {

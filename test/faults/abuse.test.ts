@@ -12,7 +12,8 @@ import { removeDir, startServer, type ServerProcess } from "../support/server-pr
 import { assertAudit } from "../support/audit.js";
 import { newUser, otherDevice } from "../support/users.js";
 import { connectStreamHeaders } from "../support/raw-connect.js";
-import { sleep, startTraffic, trackDevice, waitFor } from "./helpers.js";
+import { sleep, waitFor } from "../support/wait.js";
+import { startTraffic, trackDevice } from "./helpers.js";
 
 /**
  * Abuse (issue 8): a flooding client, ten thousand connections at once, oversize frames and random

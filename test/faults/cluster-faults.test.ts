@@ -5,7 +5,8 @@ import { assertAudit } from "../support/audit.js";
 import { startCassandra, type CassandraNode } from "../support/cassandra.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
 import { PASSWORD, uniqueName } from "../support/users.js";
-import { startBalancer, startTraffic, waitFor, type Balancer, type Traffic } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
+import { startBalancer, startTraffic, type Balancer, type Traffic } from "./helpers.js";
 
 /**
  * Faults during steady traffic (issue 8), one after another on one cluster: three gateways, our own

@@ -5,26 +5,7 @@ import type { StreamRequest, StreamResponse } from "../../gen/chat/v1/messaging_
 import type { Message } from "../../gen/chat/v1/types_pb.js";
 import { assertAudit, type AckedSend, type AuditReport, type DeviceRecord } from "../support/audit.js";
 import { PASSWORD } from "../support/users.js";
-
-/** Polls until the check holds; a check that throws counts as "not yet". Never a timing assertion: only a give-up bound. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string | (() => string)): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      const label = typeof what === "function" ? what() : what;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}${lastError ? ` (last error: ${String(lastError)})` : ""}`);
-    }
-    await sleep(100);
-  }
-}
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+import { sleep, waitFor } from "../support/wait.js";
 
 /** Resident set size of a process, in bytes, from /proc/<pid>/status. */
 export function rssBytes(pid: number): number {

@@ -9,7 +9,8 @@ import { assertAudit } from "../support/audit.js";
 import { removeDir, startServer, type ServerProcess } from "../support/server-process.js";
 import { newUser, otherDevice } from "../support/users.js";
 import { connectStreamHeaders } from "../support/raw-connect.js";
-import { rssBytes, trackDevice, waitFor } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
+import { rssBytes, trackDevice } from "./helpers.js";
 
 /**
  * A device that opens its stream and stops reading, while the others exchange a lot of traffic
