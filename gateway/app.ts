@@ -20,10 +20,11 @@ import { graphqlSettingsFrom } from "../graphql/settings.js";
 import { bearerAuthenticator } from "./authenticate.js";
 import { openBackends, type Backends } from "./backends.js";
 import type { GatewayConfig } from "./config.js";
-import { mapErrors } from "./connect-errors.js";
+import { mapErrors, toConnectError } from "./connect-errors.js";
 import { accountsHandlers } from "./handlers/accounts-handlers.js";
 import { attachmentsHandlers } from "./handlers/attachments-handlers.js";
 import { groupsHandlers } from "./handlers/groups-handlers.js";
+import { type DeviceStreamDeps } from "./handlers/device-stream.js";
 import { messagingHandlers } from "./handlers/messaging-handlers.js";
 import { presenceHandlers } from "./handlers/presence-handlers.js";
 import { pushHandlers } from "./handlers/push-handlers.js";
@@ -34,6 +35,7 @@ import { createHttpHandler } from "./http-handler.js";
 import { listen } from "./listener.js";
 import type { Logger } from "./logger.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
+import { createNativeStreamHandler } from "./native-stream.js";
 import { registerReflection } from "./reflection.js";
 import { resolveTokenSecret } from "./token-secret.js";
 import { createWebClientHandler } from "./web-client.js";
@@ -134,6 +136,16 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
     reconnectAfterMs: 0,
     telemetry,
   };
+  const deviceStreams: DeviceStreamDeps = { session: deviceSession, sessions, logger, slowConsumerGraceMs: config.slowConsumerResetMs, countError: metrics?.error };
+  const nativeStream =
+    config.streamHandler === "native"
+      ? createNativeStreamHandler({
+          deps: deviceStreams,
+          authenticate: (token) => accounts.authenticate(token),
+          maxRequestBytes: config.maxRequestBytes,
+          toClientError: (error) => toConnectError(error, logger, `${MessagingService.typeName}.stream`, metrics?.error),
+        })
+      : undefined;
   // GraphQL calls the same services; its subscriptions are device sessions like the Connect stream.
   const graphql = createGraphQLEndpoint({
     services: { accounts, messaging, sync, groups, typing, presence, deviceSession, sessions },
@@ -152,7 +164,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
       MessagingService,
       mapErrors(
         MessagingService.typeName,
-        messagingHandlers(messaging, authenticate, deviceSession, sessions, logger, config.slowConsumerResetMs, metrics?.error),
+        messagingHandlers(messaging, authenticate, deviceStreams),
         logger,
         metrics?.error,
       ),
@@ -183,6 +195,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
       blobs: backends.localBlobs && createBlobRoutes(backends.localBlobs, logger),
     }),
     upgrade: graphql,
+    takeStream: nativeStream,
   });
   ready = true;
   health.resume();

@@ -37,6 +37,8 @@ export interface GatewayConfig {
   readonly outboundLimit: number;
   readonly slowConsumerResetMs: number;
   readonly idleConnectionTimeoutMs: number;
+  /** `native`: the device stream's binary Connect/gRPC/gRPC-web calls are served by gateway/native-stream.ts; `router`: by the stock Connect router. */
+  readonly streamHandler: "native" | "router";
   readonly maxRequestBytes: number;
   readonly drainTimeoutMs: number;
   readonly groupMaxMembers: number;
@@ -99,7 +101,7 @@ const contentTypes = (raw: string) => {
   const list = raw.split(",").map((type) => type.trim().toLowerCase()).filter(Boolean);
   return list.length > 0 && list.every((type) => /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/.test(type)) ? list : undefined;
 };
-const oneOf = (...values: string[]) => (raw: string) => (values.includes(raw) ? raw : undefined);
+const oneOf = <T extends string>(...values: T[]) => (raw: string) => ((values as string[]).includes(raw) ? (raw as T) : undefined);
 
 type AnySetting = { [K in keyof GatewayConfig]: Setting<K> }[keyof GatewayConfig];
 
@@ -126,6 +128,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "outboundLimit", env: "CHAT_OUTBOUND_LIMIT", help: "frames that may wait for one slow device before its stream is ended", fallback: () => 10_000, parse: integer(10, 1_000_000), accepted: "an integer 10-1000000" },
   { key: "slowConsumerResetMs", env: "CHAT_SLOW_CONSUMER_RESET_MS", help: "how long a device past the outbound limit has to read the end of its stream before the stream is reset", fallback: () => 5_000, parse: integer(100, 3_600_000), accepted: "an integer 100-3600000 (ms)" },
   { key: "idleConnectionTimeoutMs", env: "CHAT_IDLE_CONNECTION_TIMEOUT_MS", help: "an HTTP/2 connection with no open stream and no traffic for this long is closed", fallback: () => 60_000, parse: integer(100, 3_600_000), accepted: "an integer 100-3600000 (ms)" },
+  { key: "streamHandler", env: "CHAT_STREAM_HANDLER", help: "what serves the device stream's binary calls: the hand-written HTTP/2 handler or the stock Connect router", fallback: () => "native", parse: oneOf("native", "router"), accepted: "native or router" },
   { key: "maxRequestBytes", env: "CHAT_MAX_REQUEST_BYTES", help: "largest request message accepted", fallback: () => 1024 * 1024, parse: integer(1024, 64 * 1024 * 1024), accepted: "an integer 1024-67108864" },
   { key: "drainTimeoutMs", env: "CHAT_DRAIN_TIMEOUT_MS", help: "how long a stopping gateway waits for clients to leave", fallback: () => 5_000, parse: integer(0, 600_000), accepted: "an integer 0-600000" },
   { key: "groupMaxMembers", env: "CHAT_GROUP_MAX_MEMBERS", help: "members per group, creator included", fallback: () => 100, parse: integer(2, 100_000), accepted: "an integer 2-100000" },

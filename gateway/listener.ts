@@ -1,5 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
 import { readFileSync } from "node:fs";
 import type { Duplex } from "node:stream";
@@ -26,6 +26,11 @@ export interface ListenerOptions {
   readonly upgrade?: UpgradeHandler;
   /** An HTTP/2 connection with no open stream and no frame for this long is closed. */
   readonly idleConnectionTimeoutMs: number;
+  /**
+   * Offered each HTTP/2 stream before Node's compatibility layer wraps it in a request and a response
+   * (which costs memory per stream); returns true when it serves the stream itself.
+   */
+  readonly takeStream?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
 }
 
 export interface Listener {
@@ -87,6 +92,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
       options.handler,
     );
     secure.on("session", trackSession);
+    offerStreams(secure, options.takeStream);
     secure.on("secureConnection", track);
     // With allowHTTP1, an HTTP/1.1 connection is served by Node's HTTP/1.1 code, which emits `upgrade` here.
     secure.on("upgrade", onUpgrade);
@@ -95,6 +101,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   } else {
     const h2 = http2.createServer({ settings: HTTP2_SETTINGS }, options.handler);
     h2.on("session", trackSession);
+    offerStreams(h2, options.takeStream);
     const h1 = http.createServer(options.handler);
     h1.keepAliveTimeout = 5_000;
     h1.on("upgrade", onUpgrade);
@@ -157,4 +164,18 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     destroyAll,
     connectionCount: () => sockets.size,
   };
+}
+
+/**
+ * Node's HTTP/2 server turns every stream into a request and a response through its own `stream`
+ * listener, installed with the request handler; this puts `take` in front of it.
+ */
+function offerStreams(server: http2.Http2Server | http2.Http2SecureServer, take: ListenerOptions["takeStream"]): void {
+  if (!take) return;
+  const compatibility = server.listeners("stream") as ((...args: unknown[]) => void)[];
+  server.removeAllListeners("stream");
+  server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
+    if (take(stream, headers)) return;
+    for (const listener of compatibility) listener.call(server, stream, headers, ...rest);
+  });
 }

@@ -5,6 +5,9 @@ const USABLE = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /** The id that ties a call's log lines together: the caller's `x-request-id`, or a new one. */
 export function requestIdOf(headers: Headers): string {
-  const given = headers.get("x-request-id");
+  return requestIdFrom(headers.get("x-request-id"));
+}
+
+export function requestIdFrom(given: string | null): string {
   return given && USABLE.test(given) ? given : randomUUID();
 }

@@ -83,6 +83,21 @@ const slowConsumer = (limit: number) =>
   );
 
 /**
+ * A message fanned out to many devices is one stored object on this gateway, so its frame is built
+ * once and shared; a transport may then encode it once (frames are never changed after they are made).
+ */
+const messageFrames = new WeakMap<StoredMessage, ServerFrame>();
+
+function messageFrameOf(message: StoredMessage): ServerFrame {
+  let frame = messageFrames.get(message);
+  if (!frame) {
+    frame = { frame: { case: "message", value: toMessageView(message) } };
+    messageFrames.set(message, frame);
+  }
+  return frame;
+}
+
+/**
  * One device's stream: `ready`, the catch-up it asked for, then live traffic and the answers to its
  * own frames. Live events are taken from the bus *before* the store is read, and each conversation's
  * delivered seq is tracked, so the switch from catch-up to live has no gap and no duplicate: an event
@@ -260,7 +275,7 @@ export async function* runDeviceSession(
       { messageId: message.messageId, conversationId: message.conversationId, seq: message.seq, traceId: origin.streamId },
       Date.now() - message.sentAt.getTime(),
     );
-    yield { frame: { case: "message", value: toMessageView(message) } };
+    yield messageFrameOf(message);
   }
 
   async function pumpBus(): Promise<void> {
