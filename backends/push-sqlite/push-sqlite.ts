@@ -182,8 +182,22 @@ function createTargets(db: Database.Database): PushTargetStore {
   const previewsAmong = db
     .prepare<[string], string>(`SELECT user_id FROM push_previews WHERE enabled = 1 AND user_id IN (SELECT value FROM json_each(?))`)
     .pluck();
+  // Most users have no push target: every stored message asks about its recipients, and this answers
+  // for them without a query. The push file belongs to this gateway alone, so the counts stay exact.
+  const targetCounts = new Map<string, number>(
+    db
+      .prepare<[], { user_id: string; count: bigint | number }>(`SELECT user_id, COUNT(*) AS count FROM push_targets GROUP BY user_id`)
+      .all()
+      .map((row) => [row.user_id, Number(row.count)]),
+  );
+  const countTarget = (userId: string, by: number) => {
+    const count = (targetCounts.get(userId) ?? 0) + by;
+    if (count > 0) targetCounts.set(userId, count);
+    else targetCounts.delete(userId);
+  };
   return {
     async putTarget(target) {
+      const previous = get.get(target.deviceId);
       put.run({
         deviceId: target.deviceId,
         userId: target.userId,
@@ -193,17 +207,21 @@ function createTargets(db: Database.Database): PushTargetStore {
         auth: target.auth ?? null,
         createdAt: target.createdAt.getTime(),
       });
+      if (previous) countTarget(previous.user_id, -1);
+      countTarget(target.userId, 1);
     },
     async removeTarget(deviceId) {
-      remove.run(deviceId);
+      const previous = get.get(deviceId);
+      if (remove.run(deviceId).changes > 0 && previous) countTarget(previous.user_id, -1);
     },
     async getTarget(deviceId) {
       const row = get.get(deviceId);
       return row && targetFromRow(row);
     },
     async targetsOf(userIds) {
-      if (userIds.length === 0) return [];
-      return ofUsers.all(JSON.stringify(userIds)).map(targetFromRow);
+      const owners = userIds.filter((userId) => targetCounts.has(userId));
+      if (owners.length === 0) return [];
+      return ofUsers.all(JSON.stringify(owners)).map(targetFromRow);
     },
     async setMuted(userId, conversationId, muted) {
       if (muted) mute.run(userId, conversationId);

@@ -39,6 +39,9 @@ interface InboxQueryRow extends ConversationRow {
   activity_at: bigint;
 }
 
+/** Conversations whose members are kept in memory; past it the longest-cached is dropped. */
+const MEMBER_CACHE_CONVERSATIONS = 20_000;
+
 const CONVERSATION_COLUMNS = `conversation_id, kind, title, created_at, last_seq`;
 const MEMBER_COLUMNS = `conversation_id, user_id, role, joined_seq, left_seq, joined_at`;
 
@@ -96,9 +99,6 @@ export function createSqliteConversations(db: Database, log: SqliteLog, writer: 
     `UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ? AND left_seq IS NULL`,
   );
   const setTitle = db.prepare<[string, string]>(`UPDATE conversations SET title = ? WHERE conversation_id = ?`);
-  const isMember = db
-    .prepare<[string, string], bigint>(`SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ? AND left_seq IS NULL`)
-    .pluck();
   const memberIds = db
     .prepare<[string], string>(`SELECT user_id FROM members WHERE conversation_id = ? AND left_seq IS NULL ORDER BY user_id`)
     .pluck();
@@ -142,7 +142,22 @@ export function createSqliteConversations(db: Database, log: SqliteLog, writer: 
       LIMIT @limit`,
   );
 
+  // Current members per conversation, read on every send (the membership check and the fan-out).
+  // Only this process writes the file, and every membership write below drops the entry it changes.
+  const memberCache = new Map<string, { readonly ids: readonly string[]; readonly set: ReadonlySet<string> }>();
+  const currentMembers = (conversationId: string) => {
+    let entry = memberCache.get(conversationId);
+    if (!entry) {
+      const ids = memberIds.all(conversationId);
+      entry = { ids, set: new Set(ids) };
+      if (memberCache.size >= MEMBER_CACHE_CONVERSATIONS) memberCache.delete(memberCache.keys().next().value!);
+      memberCache.set(conversationId, entry);
+    }
+    return entry;
+  };
+
   const createDirect = db.transaction((conversationId: string, userIds: readonly [string, string], createdAt: number) => {
+    memberCache.delete(conversationId);
     insertDirect.run(conversationId, createdAt);
     for (const userId of userIds) insertDirectMember.run(conversationId, userId, createdAt);
     return select.get(conversationId)!;
@@ -161,6 +176,7 @@ export function createSqliteConversations(db: Database, log: SqliteLog, writer: 
       if (existing?.kind === "group") return { conversation: fromRow(existing), event: original };
     }
     const createdAt = group.createdAt.getTime();
+    memberCache.delete(group.conversationId);
     insertGroup.run(group.conversationId, group.title, createdAt);
     for (const { userId, role } of group.members) insertMember.run(group.conversationId, userId, role, 1n, createdAt);
     const stored = log.appendNext(event);
@@ -193,6 +209,7 @@ export function createSqliteConversations(db: Database, log: SqliteLog, writer: 
     const stored = log.appendNext(event);
     const { seq } = stored;
     const at = stored.sentAt.getTime();
+    memberCache.delete(conversationId);
     // Removals first, so a user both removed and added ends up rejoined at this seq.
     for (const userId of removed) leave.run(seq, conversationId, userId);
     for (const { userId, role } of added) {
@@ -224,14 +241,15 @@ export function createSqliteConversations(db: Database, log: SqliteLog, writer: 
       return row && fromRow(row);
     },
     async isMember(conversationId, userId) {
-      return isMember.get(conversationId, userId) !== undefined;
+      return currentMembers(conversationId).set.has(userId);
     },
     async getMember(conversationId, userId) {
       const row = member.get(conversationId, userId);
       return row && memberFromRow(row);
     },
     async listMemberIds(conversationId) {
-      return memberIds.all(conversationId);
+      // A copy: callers own what they are given (some sort it).
+      return [...currentMembers(conversationId).ids];
     },
     async listMembers(conversationId) {
       return members.all(conversationId).map(memberFromRow);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createGroupCommit, type Outcome } from "./group-commit.js";
+import { coalesceSyncs, createGroupCommit, type Outcome } from "./group-commit.js";
 
 function recorder(outcome: (item: number) => Outcome<string> = (item) => ({ ok: true, value: `v${item}` })) {
   const batches: number[][] = [];
@@ -83,5 +83,49 @@ describe("group commit", () => {
 
   it("refuses a maxBatch that is not a positive integer", () => {
     expect(() => createGroupCommit({ commit: () => [], maxBatch: 0, closedError: () => new Error() })).toThrow(RangeError);
+  });
+
+  it("settles a batch only after its afterCommit (the fsync) resolves, and fails the batch when it fails", async () => {
+    const syncs: { resolve: () => void; reject: (error: Error) => void }[] = [];
+    const group = createGroupCommit<number, string>({
+      commit: (items) => items.map((item) => ({ ok: true, value: `v${item}` })),
+      maxBatch: 10,
+      closedError: () => new Error("closed"),
+      afterCommit: () => new Promise<void>((resolve, reject) => syncs.push({ resolve, reject })),
+    });
+    let settled = false;
+    const first = group.submit(1).then((value) => ((settled = true), value));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(syncs).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(settled).toBe(false); // committed, not yet durable: no ack
+    syncs[0]!.resolve();
+    expect(await first).toBe("v1");
+
+    const second = group.submit(2);
+    await new Promise((resolve) => setImmediate(resolve));
+    syncs[1]!.reject(new Error("EIO"));
+    await expect(second).rejects.toThrow("EIO");
+  });
+});
+
+describe("coalesced syncs", () => {
+  it("runs one sync at a time; everyone who asks while one runs shares the next, which starts after it", async () => {
+    const runs: { resolve: () => void }[] = [];
+    const sync = coalesceSyncs(() => new Promise<void>((resolve) => runs.push({ resolve })));
+    const first = sync();
+    const second = sync();
+    const third = sync();
+    expect(runs).toHaveLength(1); // the second and third wait: the running sync may predate their commits
+    let secondDone = false;
+    void second.then(() => (secondDone = true));
+    runs[0]!.resolve();
+    await first;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(runs).toHaveLength(2);
+    expect(secondDone).toBe(false);
+    runs[1]!.resolve();
+    await Promise.all([second, third]);
+    expect(runs).toHaveLength(2);
   });
 });

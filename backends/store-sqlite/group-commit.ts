@@ -16,6 +16,12 @@ export interface GroupCommitOptions<I, O> {
   /** Bounds the transaction (and how long it holds the event loop); the rest waits for the next flush. */
   readonly maxBatch: number;
   readonly closedError: () => Error;
+  /**
+   * Called after each committed batch; the batch's items settle only once the promise it returns
+   * has resolved (rejecting fails them all). For a commit that is durable only after an fsync run
+   * off the event loop.
+   */
+  readonly afterCommit?: () => Promise<void>;
 }
 
 interface Pending<I, O> {
@@ -47,10 +53,15 @@ export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): Grou
       for (const pending of batch) pending.reject(error);
       return;
     }
-    batch.forEach((pending, i) => {
-      const outcome = outcomes[i];
-      if (outcome.ok) pending.resolve(outcome.value);
-      else pending.reject(outcome.error);
+    const settle = () =>
+      batch.forEach((pending, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) pending.resolve(outcome.value);
+        else pending.reject(outcome.error);
+      });
+    if (!options.afterCommit) return settle();
+    options.afterCommit().then(settle, (error: unknown) => {
+      for (const pending of batch) pending.reject(error);
     });
   }
 
@@ -80,5 +91,33 @@ export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): Grou
       closed = true;
       while (queue.length > 0) flushOne();
     },
+  };
+}
+
+/**
+ * Runs `sync` for callers that each need it to start after their call: one at a time, and everyone
+ * who asked while one was running shares the next. Under load the fsyncs come back to back and each
+ * covers every batch committed during the previous one.
+ */
+export function coalesceSyncs(sync: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const current: Promise<void> = sync().finally(() => {
+      if (running === current) running = undefined;
+    });
+    running = current;
+    return current;
+  };
+  return () => {
+    if (!running) return start();
+    queued ??= running.then(
+      () => undefined,
+      () => undefined,
+    ).then(() => {
+      queued = undefined;
+      return start();
+    });
+    return queued;
   };
 }

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -89,6 +89,28 @@ describe("SQLite engine", () => {
       expect(raw.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
       const tables = raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
       expect(tables).toEqual(["conversations", "delivery_cursors", "devices", "members", "messages", "read_marks", "users"]);
+    });
+
+    it("checkpoints the WAL into the database file from its worker, not inside a commit", async () => {
+      const { path, store } = await storeWithConversation();
+      for (let i = 0; i < 20; i++) await store.messages.append(message("d_1"));
+      // The database file alone, without its WAL: it holds the messages once a checkpoint copied them.
+      const inMainFile = () => {
+        const copy = join(dirname(path), `copy-${Date.now()}.db`);
+        copyFileSync(path, copy);
+        const raw = new Database(copy, { readonly: true });
+        try {
+          const tables = raw.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'messages'").pluck().get();
+          return tables ? Number(raw.prepare("SELECT count(*) FROM messages").pluck().get()) : 0;
+        } finally {
+          raw.close();
+        }
+      };
+      const commitsCheckpoint = new Database(path).pragma("wal_autocheckpoint", { simple: true });
+      expect(commitsCheckpoint).toBe(1000); // a fresh connection's default: the store's own is 0
+      const deadline = Date.now() + 5_000;
+      while (inMainFile() < 20 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(inMainFile()).toBe(20);
     });
 
     it("resolves an append only once another connection can read it, and not before", async () => {

@@ -7,6 +7,7 @@ import { createSqliteConversations } from "./conversations.js";
 import { createSqliteLog } from "./log.js";
 import { createSqliteMessages } from "./messages.js";
 import { createSqliteReceipts } from "./receipts.js";
+import { startCheckpointer, type Checkpointer } from "./checkpointer.js";
 import { migrate } from "./schema.js";
 import { createSqliteWriter, DEFAULT_MAX_BATCH } from "./writer.js";
 
@@ -35,6 +36,8 @@ export interface SqliteStore extends ChatStore {
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+const CHECKPOINT_INTERVAL_MS = 200;
+const SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES = 1_000;
 // After a checkpoint the WAL file is truncated back to this instead of keeping the size of the
 // largest burst it ever held.
 const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
@@ -51,7 +54,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     const journalMode = String(db.pragma("journal_mode = WAL", { simple: true }));
     if (journalMode !== "wal" && !inMemory) throw new Error(`SQLite refused WAL mode for ${path} (journal_mode is ${journalMode})`);
     // FULL: in WAL mode NORMAL may lose the last commits on power loss, and an ack promises the
-    // message survives. Group commit is what makes the per-commit fsync affordable.
+    // message survives. The writer's batches commit with NORMAL and fsync the WAL off the event loop
+    // before anything in them is acknowledged (writer.ts).
     db.pragma("synchronous = FULL");
     db.pragma("foreign_keys = ON");
     db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
@@ -67,6 +71,18 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   // Every write that takes a seq (appends, group creation, membership changes) goes through the
   // one writer, so they are sequenced in call order and share their batch's fsync.
   const writer = createSqliteWriter(db, maxBatch);
+  let checkpointer: Checkpointer | undefined;
+  if (!inMemory) {
+    db.pragma("wal_autocheckpoint = 0");
+    checkpointer = startCheckpointer({
+      path,
+      intervalMs: CHECKPOINT_INTERVAL_MS,
+      busyTimeoutMs,
+      onFailure: () => {
+        if (!closed) db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES}`);
+      },
+    });
+  }
   const log = createSqliteLog(db);
   let closed = false;
 
@@ -79,6 +95,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       if (closed) return;
       closed = true;
       writer.close();
+      await checkpointer?.stop();
       db.close();
     },
     settings() {

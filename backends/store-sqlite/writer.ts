@@ -1,6 +1,7 @@
+import { fsync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { GroupFullError } from "../../services/ports/index.js";
-import { createGroupCommit, type Outcome } from "./group-commit.js";
+import { coalesceSyncs, createGroupCommit, type Outcome } from "./group-commit.js";
 import { UnknownConversationError } from "./log.js";
 
 /** Larger than any burst one process sees per tick, small enough that a flush stays in the milliseconds. */
@@ -43,12 +44,28 @@ export function createSqliteWriter(db: Database.Database, maxBatch = DEFAULT_MAX
     }),
   );
 
+  // The batch commits with synchronous = NORMAL (no fsync inside the commit, which would hold the
+  // event loop for it) and its items settle after an fsync of the WAL file run on libuv's thread
+  // pool: the same durability as FULL for what is acknowledged, while the next batches commit. The
+  // connection stays FULL for every other write.
+  const walFsync = db.memory ? undefined : walSyncer(`${db.name}-wal`);
+  const commitImmediate = (writes: readonly Write[]) => commitBatch.immediate(writes);
   const group = createGroupCommit<Write, unknown>({
     // IMMEDIATE takes the write lock up front, so contention waits on busy_timeout instead of
     // failing when the transaction upgrades from read to write.
-    commit: (writes) => commitBatch.immediate(writes),
+    commit: walFsync
+      ? (writes) => {
+          db.pragma("synchronous = NORMAL");
+          try {
+            return commitImmediate(writes);
+          } finally {
+            db.pragma("synchronous = FULL");
+          }
+        }
+      : commitImmediate,
     maxBatch,
     closedError: () => new Error("the store is closed"),
+    afterCommit: walFsync,
   });
 
   return {
@@ -65,4 +82,23 @@ function isItemError(error: unknown): boolean {
   // RangeError is a value better-sqlite3 could not bind, or an argument the engine refused.
   if (error instanceof Database.SqliteError) return error.code.startsWith("SQLITE_CONSTRAINT");
   return error instanceof TypeError || error instanceof RangeError;
+}
+
+/**
+ * fsyncs the WAL file. Opened at the first sync, after a commit, when the file exists; SQLite keeps
+ * the same file (truncating, never replacing it) while a connection is open.
+ */
+function walSyncer(walPath: string): () => Promise<void> {
+  let fd: number | undefined;
+  return coalesceSyncs(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        try {
+          fd ??= openSync(walPath, "r+");
+        } catch (error) {
+          return reject(error);
+        }
+        fsync(fd, (error) => (error ? reject(error) : resolve()));
+      }),
+  );
 }

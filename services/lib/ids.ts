@@ -18,6 +18,20 @@ function encodeBase32(bytes: Uint8Array, length: number): string {
   return out;
 }
 
+// One getrandom call per 410 ids instead of one per id: ids are made on every send.
+const RANDOM_POOL_BYTES = 4_100;
+let randomPool = Buffer.alloc(0);
+let randomOffset = RANDOM_POOL_BYTES;
+
+function randomBytesForId(): Uint8Array {
+  if (randomOffset + 10 > randomPool.length) {
+    randomPool = randomBytes(RANDOM_POOL_BYTES);
+    randomOffset = 0;
+  }
+  randomOffset += 10;
+  return randomPool.subarray(randomOffset - 10, randomOffset);
+}
+
 /**
  * `prefix_` + 10 characters of milliseconds + 16 random characters: sortable by creation time (which
  * keeps Cassandra and SQLite indexes append-mostly) and safe in URLs and NATS subjects.
@@ -29,7 +43,7 @@ export function newId(prefix: string, now = Date.now()): string {
     time = CROCKFORD[ms % 32] + time;
     ms = Math.floor(ms / 32);
   }
-  return `${prefix}_${time}${encodeBase32(randomBytes(10), 16)}`;
+  return `${prefix}_${time}${encodeBase32(randomBytesForId(), 16)}`;
 }
 
 /** The id of the 1:1 conversation of two users: the same whichever of them asks. */
