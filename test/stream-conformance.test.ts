@@ -96,7 +96,7 @@ function openWithGrpcJs(client: grpc.Client, options: OpenOptions): OpenStream {
       trailer.set("grpc-status", String(status.code));
       trailer.set("grpc-message", encodeURIComponent(status.details));
       const error = findTrailerError(trailer);
-      resolve({ code: status.code as Code, reason: error?.findDetails(ErrorDetailSchema)[0]?.reason, message: status.details });
+      resolve({ code: status.code as number as Code, reason: error?.findDetails(ErrorDetailSchema)[0]?.reason, message: status.details });
     });
   });
   return { send: (request) => call.write(request), end: () => call.end(), cancel: () => call.cancel(), frames, outcome };
@@ -112,10 +112,13 @@ async function nextFrame(stream: OpenStream, what: string): Promise<StreamRespon
 }
 
 /** Frames until one of this case, skipping presence and the like that a live stream may carry. */
-async function frameOf<C extends NonNullable<StreamResponse["frame"]["case"]>>(stream: OpenStream, kind: C): Promise<Extract<StreamResponse["frame"], { case: C }>["value"]> {
+type FrameCase = NonNullable<StreamResponse["frame"]["case"]>;
+type FrameValue<C extends FrameCase> = Extract<StreamResponse["frame"], { case: C }>["value"];
+
+async function frameOf<C extends FrameCase>(stream: OpenStream, kind: C): Promise<FrameValue<C>> {
   for (;;) {
-    const frame = await nextFrame(stream, kind);
-    if (frame.frame.case === kind) return frame.frame.value as Extract<StreamResponse["frame"], { case: C }>["value"];
+    const { frame } = await nextFrame(stream, kind);
+    if (frame.case === kind) return frame.value as FrameValue<C>;
   }
 }
 
