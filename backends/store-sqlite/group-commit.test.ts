@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { coalesceSyncs, createGroupCommit, type Outcome } from "./group-commit.js";
+import { createGroupCommit, type Outcome } from "./group-commit.js";
 
 function recorder(outcome: (item: number) => Outcome<string> = (item) => ({ ok: true, value: `v${item}` })) {
   const batches: number[][] = [];
@@ -107,25 +107,27 @@ describe("group commit", () => {
     syncs[1]!.reject(new Error("EIO"));
     await expect(second).rejects.toThrow("EIO");
   });
-});
 
-describe("coalesced syncs", () => {
-  it("runs one sync at a time; everyone who asks while one runs shares the next, which starts after it", async () => {
-    const runs: { resolve: () => void }[] = [];
-    const sync = coalesceSyncs(() => new Promise<void>((resolve) => runs.push({ resolve })));
-    const first = sync();
-    const second = sync();
-    const third = sync();
-    expect(runs).toHaveLength(1); // the second and third wait: the running sync may predate their commits
-    let secondDone = false;
-    void second.then(() => (secondDone = true));
-    runs[0]!.resolve();
-    await first;
+  it("commits what arrives during an fsync as one batch after it, so one fsync covers them all", async () => {
+    const syncs: (() => void)[] = [];
+    const batches: number[][] = [];
+    const group = createGroupCommit<number, number>({
+      commit: (items) => (batches.push([...items]), items.map((item) => ({ ok: true, value: item }))),
+      maxBatch: 10,
+      closedError: () => new Error("closed"),
+      afterCommit: () => new Promise<void>((resolve) => syncs.push(resolve)),
+    });
+    const first = group.submit(1);
     await new Promise((resolve) => setImmediate(resolve));
-    expect(runs).toHaveLength(2);
-    expect(secondDone).toBe(false);
-    runs[1]!.resolve();
-    await Promise.all([second, third]);
-    expect(runs).toHaveLength(2);
+    const later = [2, 3, 4].map((item) => group.submit(item));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(batches).toEqual([[1]]); // nothing more is committed while the first fsync runs
+    syncs[0]!();
+    expect(await first).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(batches).toEqual([[1], [2, 3, 4]]);
+    expect(syncs).toHaveLength(2);
+    syncs[1]!();
+    expect(await Promise.all(later)).toEqual([2, 3, 4]);
   });
 });

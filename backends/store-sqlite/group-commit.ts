@@ -19,7 +19,8 @@ export interface GroupCommitOptions<I, O> {
   /**
    * Called after each committed batch; the batch's items settle only once the promise it returns
    * has resolved (rejecting fails them all). For a commit that is durable only after an fsync run
-   * off the event loop.
+   * off the event loop. The next batch is committed after that, so everything submitted during one
+   * fsync shares the next transaction and the next fsync.
    */
   readonly afterCommit?: () => Promise<void>;
 }
@@ -41,6 +42,7 @@ export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): Grou
   let queue: Pending<I, O>[] = [];
   let scheduled = false;
   let closed = false;
+  let syncing = false;
 
   function flushOne(): void {
     const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
@@ -60,14 +62,21 @@ export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): Grou
         else pending.reject(outcome.error);
       });
     if (!options.afterCommit) return settle();
-    options.afterCommit().then(settle, (error: unknown) => {
-      for (const pending of batch) pending.reject(error);
-    });
+    syncing = true;
+    options
+      .afterCommit()
+      .then(settle, (error: unknown) => {
+        for (const pending of batch) pending.reject(error);
+      })
+      .finally(() => {
+        syncing = false;
+        if (queue.length > 0) schedule();
+      });
   }
 
   function onImmediate(): void {
     scheduled = false;
-    if (queue.length === 0) return;
+    if (queue.length === 0 || syncing) return;
     flushOne();
     // Whatever was over the cap goes out on the next turn, letting reads and I/O in between.
     if (queue.length > 0) schedule();
@@ -94,30 +103,3 @@ export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): Grou
   };
 }
 
-/**
- * Runs `sync` for callers that each need it to start after their call: one at a time, and everyone
- * who asked while one was running shares the next. Under load the fsyncs come back to back and each
- * covers every batch committed during the previous one.
- */
-export function coalesceSyncs(sync: () => Promise<void>): () => Promise<void> {
-  let running: Promise<void> | undefined;
-  let queued: Promise<void> | undefined;
-  const start = (): Promise<void> => {
-    const current: Promise<void> = sync().finally(() => {
-      if (running === current) running = undefined;
-    });
-    running = current;
-    return current;
-  };
-  return () => {
-    if (!running) return start();
-    queued ??= running.then(
-      () => undefined,
-      () => undefined,
-    ).then(() => {
-      queued = undefined;
-      return start();
-    });
-    return queued;
-  };
-}
