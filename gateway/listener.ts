@@ -60,17 +60,18 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   const sockets = new Set<Socket>();
   const track = (socket: Socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    // `on` rather than `once` here and below: each fires once, and a once-wrapper is memory per connection.
+    socket.on("close", () => sockets.delete(socket));
   };
   const trackSession = (session: Http2Session) => {
     sessions.add(session);
-    session.once("close", () => sessions.delete(session));
+    session.on("close", () => sessions.delete(session));
     // Also how a connection whose peer sent garbage ends: nghttp2 answers it with GOAWAY, but Node
     // (20) neither closes the socket nor tells us, so without this it would hold a descriptor for good.
     let openStreams = 0;
     session.on("stream", (stream) => {
       openStreams++;
-      stream.once("close", () => openStreams--);
+      stream.on("close", () => openStreams--);
     });
     session.setTimeout(options.idleConnectionTimeoutMs, () => {
       if (openStreams === 0) session.close();

@@ -91,11 +91,16 @@ function serve(options: NativeStreamOptions, stream: ServerHttp2Stream, headers:
   if (timeout.timeoutMs !== undefined) {
     deadline = setTimeout(() => abort.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
   }
-  stream.once("close", () => abort.abort());
+  const requests = new InboundFrames(stream, options.maxRequestBytes);
+  // `on`, not `once`: close happens once anyway, and a once-wrapper is memory every idle device holds.
+  stream.on("close", () => {
+    requests.return();
+    abort.abort();
+  });
 
   const frames = deviceStreamFrames(options.deps, {
     authenticate: () => options.authenticate(bearerTokenOf(headerValue(headers.authorization))),
-    requests: new InboundFrames(stream, options.maxRequestBytes),
+    requests,
     signal: abort.signal,
     surface: wire,
     handler: "native",
@@ -199,11 +204,10 @@ class InboundFrames implements AsyncIterable<StreamRequest>, AsyncIterator<Strea
     private readonly maxBytes: number,
   ) {
     stream.on("data", (chunk: Buffer) => this.read(chunk));
-    stream.once("end", () => {
+    stream.on("end", () => {
       if (this.pending) this.fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
       else this.end();
     });
-    stream.once("close", () => this.end());
   }
 
   [Symbol.asyncIterator](): AsyncIterator<StreamRequest> {
