@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { ChatClient } from "../clients/sdk/index.js";
 import type { Device, SendEntry } from "./protocol.js";
 
-export type Workload = "direct" | "group10" | "group500";
+/** `graphql` is `direct` (1:1) with every device on graphql-ws: a live subscription, sends as mutations. */
+export type Workload = "direct" | "group10" | "group500" | "graphql";
 
 /**
  * Who talks to whom, the same for every server: device i has one 1:1 conversation (with its
@@ -27,7 +28,7 @@ interface Ids {
 
 function layout(count: number, ids: Ids): Fixture {
   const devices: Device[] = [];
-  const entries: Record<Workload, SendEntry[]> = { direct: [], group10: [], group500: [] };
+  const entries: Record<Exclude<Workload, "graphql">, SendEntry[]> = { direct: [], group10: [], group500: [] };
   for (let index = 0; index < count; index++) {
     const direct = ids.direct(Math.floor(index / 2));
     const group = ids.group(Math.floor(index / 10));
@@ -36,7 +37,7 @@ function layout(count: number, ids: Ids): Fixture {
     entries.group10.push([direct, index, 1], [group, index, 9]);
     entries.group500.push([ids.big, index, count - 1]);
   }
-  return { devices, entries };
+  return { devices, entries: { ...entries, graphql: entries.direct } };
 }
 
 /** The relays need no accounts: conversation ids are room names. */

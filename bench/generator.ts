@@ -1,7 +1,9 @@
 import { performance } from "node:perf_hooks";
 import { io as ioClient, type Socket } from "socket.io-client";
 import { WebSocket } from "ws";
+import { LeanGraphQL } from "./lean-graphql.js";
 import { LeanStream } from "./lean-stream.js";
+import { loopDelayMonitor, stallMs } from "./loop-stall.js";
 import type { Device, FromGenerator, StepRequest, StepResult, Target, ToGenerator } from "./protocol.js";
 
 /**
@@ -24,6 +26,22 @@ let idle: Connection[] = [];
 let current: { stepId: string; delivered: number; rejected: number; latencies: number[] } | undefined;
 
 const reply = (message: FromGenerator): void => void process.send!(message);
+const takeLoopDelay = loopDelayMonitor();
+
+/**
+ * The documents a device sends over graphql-ws: the gateway's device feed and sendMessage
+ * (graphql/schema/messaging.ts), and the relay's equivalents (baselines/graphql-ws-relay.ts). Each
+ * is one fixed text, as a real client's are, so both servers' document caches hit.
+ */
+const CHAT_FEED = "subscription Feed { messages { kind message { senderUserId text } } }";
+const CHAT_SEND =
+  "mutation Send($clientMsgId: String!, $conversationId: ID!, $text: String!) { sendMessage(clientMsgId: $clientMsgId, conversationId: $conversationId, text: $text) { duplicate } }";
+const RELAY_FEED = "subscription Feed($conversationIds: [ID!]!) { messages(conversationIds: $conversationIds) { text } }";
+const RELAY_SEND = "mutation Send($conversationId: ID!, $text: String!) { send(conversationId: $conversationId, text: $text) }";
+
+const countRejected = () => {
+  if (current) current.rejected++;
+};
 
 /** Text is `<step>:<scheduled ms>:` padded to the payload size. */
 const onText: OnText = (text) => {
@@ -64,11 +82,42 @@ async function connectOne(target: Target, device: Device, receive: OnText): Prom
         (frame) => {
           if (frame.frame.case === "message") {
             if (frame.frame.value.senderUserId !== device.userId) receive(frame.frame.value.text);
-          } else if (frame.frame.case === "rejected" && current) current.rejected++;
+          } else if (frame.frame.case === "rejected") countRejected();
         },
       );
       await stream.ready;
       return { send: (conversation, text, clientMsgId) => stream.send(conversation, text, clientMsgId), close: () => stream.close() };
+    }
+    case "chat-graphql": {
+      const connection = new LeanGraphQL(
+        `${target.url.replace(/^http/, "ws")}/graphql`,
+        { authorization: `Bearer ${device.token}` },
+        { query: CHAT_FEED },
+        (data) => {
+          const message = (data.messages as { message?: { senderUserId: string; text: string } | null } | null)?.message;
+          if (message && message.senderUserId !== device.userId) receive(message.text);
+        },
+        countRejected,
+      );
+      await connection.ready;
+      return {
+        send: (conversationId, text, clientMsgId) => connection.mutate({ query: CHAT_SEND, variables: { clientMsgId, conversationId, text } }),
+        close: () => connection.close(),
+      };
+    }
+    case "graphql-ws": {
+      const connection = new LeanGraphQL(
+        target.url,
+        {},
+        { query: RELAY_FEED, variables: { conversationIds: device.conversations } },
+        (data) => {
+          const text = (data.messages as { text: string | null } | null)?.text;
+          if (text) receive(text);
+        },
+        countRejected,
+      );
+      await connection.ready;
+      return { send: (conversationId, text) => connection.mutate({ query: RELAY_SEND, variables: { conversationId, text } }), close: () => connection.close() };
     }
   }
 }
@@ -105,6 +154,7 @@ async function runStep(request: StepRequest): Promise<StepResult> {
   current = step;
   const total = Math.round(request.rate * request.seconds);
   const cpuStart = process.cpuUsage();
+  takeLoopDelay();
   const start = performance.now();
   let sent = 0;
   let expected = 0;
@@ -142,6 +192,7 @@ async function runStep(request: StepRequest): Promise<StepResult> {
     p999: percentile(sorted, 0.999),
     max: percentile(sorted, 1),
     generatorCpu: (cpu.user + cpu.system) / 1000 / wall,
+    generatorStallMs: stallMs(takeLoopDelay()),
   };
 }
 

@@ -1,10 +1,14 @@
 /** What the orchestrator (run.ts) and the load generator processes (generator.ts) say to each other. */
 
-export type ServerKind = "ws" | "socketio" | "chat";
+/** A server process under test: the three relays (baselines) and the gateway. */
+export type ServerKind = "ws" | "socketio" | "graphql-ws" | "chat";
+
+/** How the generator's devices talk to a server: the gateway is reached over Connect or over graphql-ws. */
+export type ClientKind = "ws" | "socketio" | "graphql-ws" | "chat" | "chat-graphql";
 
 export interface Target {
-  readonly kind: ServerKind;
-  /** ws://… for the relays, http://… for the gateway. */
+  readonly kind: ClientKind;
+  /** ws://… or http://… */
   readonly url: string;
 }
 
@@ -43,6 +47,8 @@ export interface StepResult {
   readonly max: number;
   /** Share of one core the generator used during the step. */
   readonly generatorCpu: number;
+  /** The generator's own longest event-loop stall during the step, ms. */
+  readonly generatorStallMs: number;
 }
 
 export type ToGenerator =

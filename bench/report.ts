@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
+import type { ClientKind } from "./protocol.js";
 
 const RESULTS = resolve(import.meta.dirname, "results");
 
@@ -20,7 +21,10 @@ export interface Step {
   readonly serverCpuMicrosPerMessage: number;
   readonly serverCpuShare: number;
   readonly generatorCpuShare: number;
-  /** 2 when the first try failed and this is the second. */
+  /** Longest event-loop stall (ms, beyond the 10 ms sampling interval) during the step and its drain. */
+  readonly serverStallMs: number;
+  readonly generatorStallMs: number;
+  /** 2 when the first try failed and this is the second; 0 for the extra step at half the knee. */
   readonly tries: number;
   readonly pass: boolean;
 }
@@ -35,10 +39,14 @@ export interface Series {
   readonly knee: number;
   /** Every step passed: the knee is above the highest rate tried. */
   readonly ceiling: boolean;
+  /** A step at half the knee, run after the series when the series did not reach that rate. */
+  readonly halfKnee?: Step;
 }
 
 export interface IdleResult {
   readonly server: string;
+  /** The gateway is measured twice: over Connect ("chat") and over graphql-ws ("chat-graphql"). */
+  readonly client: ClientKind;
   readonly connections: number;
   readonly opened: number;
   readonly failed: number;
@@ -60,17 +68,28 @@ export interface BenchResults {
   leanClientCheck: string;
 }
 
-const WORKLOAD_NAMES: Record<string, string> = { direct: "1:1", group10: "10-member groups + 1:1", group500: "500-member group" };
-const BASELINES = ["ws", "socketio"] as const;
-const BASELINE_NAMES: Record<string, string> = { ws: "raw ws", socketio: "Socket.IO" };
+const WORKLOAD_NAMES: Record<string, string> = {
+  direct: "1:1",
+  group10: "10-member groups + 1:1",
+  group500: "500-member group",
+  graphql: "1:1 over GraphQL subscriptions (graphql-ws)",
+};
+const BASELINES = ["ws", "socketio", "graphql-ws"] as const;
+const BASELINE_NAMES: Record<string, string> = { ws: "raw ws", socketio: "Socket.IO", "graphql-ws": "graphql-ws relay" };
+/** Idle memory rows: the gateway over each of its device transports, against the baselines that speak alike. */
+const IDLE_ROWS: { client: ClientKind; what: string; baselines: readonly string[]; targetKb: number }[] = [
+  { client: "chat", what: "device stream over Connect/HTTP/2", baselines: ["ws", "socketio"], targetKb: 16 },
+  { client: "chat-graphql", what: "live GraphQL subscription over graphql-ws", baselines: ["graphql-ws"], targetKb: 10 },
+];
+const NONE = "—";
 
 const fmt = (value: number | undefined, digits = 0) =>
-  value === undefined || Number.isNaN(value) ? "—" : value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  value === undefined || Number.isNaN(value) ? NONE : value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const ratio = (value: number | undefined, base: number | undefined) =>
-  value === undefined || base === undefined || !Number.isFinite(value) || !Number.isFinite(base) || base === 0 ? "—" : `${(value / base).toFixed(2)}×`;
+  value === undefined || base === undefined || !Number.isFinite(value) || !Number.isFinite(base) || base === 0 ? NONE : `${(value / base).toFixed(2)}×`;
 
 function kneeText(series: Series | undefined): string {
-  if (!series) return "—";
+  if (!series) return NONE;
   if (series.knee === 0) return `< ${fmt(series.steps[0]?.offered)}`;
   return series.ceiling ? `≥ ${fmt(series.knee)}` : fmt(series.knee);
 }
@@ -78,17 +97,23 @@ function kneeText(series: Series | undefined): string {
 /** The step of `series` at `offered`, if it got that far. */
 const stepAt = (series: Series | undefined, offered: number) => series?.steps.find((step) => step.offered === offered);
 
+const halfKneeStep = (series: Series | undefined) => (series?.knee ? (stepAt(series, series.knee / 2) ?? series.halfKnee) : undefined);
+
+/** Results written before the gateway was measured over graphql-ws name no client. */
+const clientOf = (idle: IdleResult): ClientKind => idle.client ?? (idle.server.startsWith("chat") ? "chat" : (idle.server as ClientKind));
+
 export function markdown(results: BenchResults): string {
-  const chatServers = [...new Set(results.series.map((series) => series.server).filter((server) => server.startsWith("chat")))];
+  const named = [...results.series.map((series) => series.server), ...results.idle.map((idle) => idle.server), ...results.catchUp.map((entry) => entry.server)];
+  const chatServers = [...new Set(named.filter((server) => server.startsWith("chat")))];
   const servers = [...BASELINES, ...chatServers];
-  const lines: string[] = [];
+  const stallLimit = Number(results.settings.stallLimitMs ?? 50);
   const header = ["figure", ...servers.map((server) => BASELINE_NAMES[server] ?? server)];
-  for (const chat of chatServers) header.push(`${chat} ÷ ws`, `${chat} ÷ Socket.IO`);
-  lines.push(`| ${header.join(" | ")} |`, `|${header.map((_, index) => (index === 0 ? " --- " : " ---: ")).join("|")}|`);
+  for (const chat of chatServers) header.push(...BASELINES.map((baseline) => `${chat} ÷ ${BASELINE_NAMES[baseline]}`));
+  const rows: string[][] = [];
   const row = (figure: string, values: Record<string, number | undefined>, text: (server: string) => string) => {
     const cells = [figure, ...servers.map(text)];
-    for (const chat of chatServers) cells.push(ratio(values[chat], values.ws), ratio(values[chat], values.socketio));
-    lines.push(`| ${cells.join(" | ")} |`);
+    for (const chat of chatServers) cells.push(...BASELINES.map((baseline) => ratio(values[chat], values[baseline])));
+    rows.push(cells);
   };
 
   const groups = [...new Set(results.series.map((series) => `${series.workload}|${series.payloadBytes}`))];
@@ -115,29 +140,68 @@ export function markdown(results: BenchResults): string {
       Object.fromEntries(servers.map((server) => [server, steps[server]?.serverCpuMicrosPerMessage])),
       (server) => fmt(steps[server]?.serverCpuMicrosPerMessage, 1),
     );
+    // Each server at half its own knee: how long it stalls with twice the headroom it needs.
+    const halves = Object.fromEntries(servers.map((server) => [server, halfKneeStep(find(server))]));
+    row(
+      `${label}: longest event-loop stall at half the knee, ms (check ≤ ${stallLimit} ms; at msg/s)`,
+      Object.fromEntries(servers.map((server) => [server, halves[server]?.serverStallMs])),
+      (server) => {
+        const step = halves[server];
+        if (step?.serverStallMs === undefined) return NONE;
+        return `${fmt(step.serverStallMs, 1)} ${step.serverStallMs <= stallLimit ? "✓" : "✗"} at ${fmt(step.offered)}`;
+      },
+    );
   }
   for (const count of [...new Set(results.idle.map((idle) => idle.connections))]) {
-    const find = (server: string) => results.idle.find((idle) => idle.connections === count && (idle.server === server || (server.startsWith("chat") && idle.server === "chat-embedded" && server === chatServers[0])));
-    const processes = Math.max(...results.idle.filter((idle) => idle.connections === count).map((idle) => idle.processes));
-    const where = processes > 1 ? ` (${processes} server processes)` : "";
-    row(`RSS KB per idle connection, ${fmt(count)} open${where}`, Object.fromEntries(servers.map((server) => [server, find(server)?.rssPerConnection])), (server) =>
-      fmt((find(server)?.rssPerConnection ?? Number.NaN) / 1024, 1),
-    );
-    row(`V8 heap KB per idle connection, ${fmt(count)} open${where}`, Object.fromEntries(servers.map((server) => [server, find(server)?.heapPerConnection])), (server) =>
-      fmt((find(server)?.heapPerConnection ?? Number.NaN) / 1024, 1),
-    );
+    for (const { client, what, baselines, targetKb } of IDLE_ROWS) {
+      const find = (server: string) =>
+        results.idle.find((idle) => idle.connections === count && (server.startsWith("chat") ? clientOf(idle) === client : baselines.includes(server) && idle.server === server));
+      if (!find(chatServers[0] ?? "chat-embedded")) continue;
+      const processes = Math.max(...servers.map((server) => find(server)?.processes ?? 1));
+      const where = processes > 1 ? `over ${processes} server processes of ${fmt(count / processes)}` : "in 1 server process";
+      const values = (key: "rssPerConnection" | "heapPerConnection") => Object.fromEntries(servers.map((server) => [server, find(server)?.[key]]));
+      row(`RSS KB per idle ${what}, ${fmt(count)} open ${where} (target ≤ ${targetKb} KB)`, values("rssPerConnection"), (server) =>
+        fmt((find(server)?.rssPerConnection ?? Number.NaN) / 1024, 1),
+      );
+      row(`V8 heap KB per idle ${what}, ${fmt(count)} open ${where}`, values("heapPerConnection"), (server) => fmt((find(server)?.heapPerConnection ?? Number.NaN) / 1024, 1));
+    }
   }
   for (const catchUp of results.catchUp.slice(0, 1)) {
     const values = Object.fromEntries(results.catchUp.map((entry) => [entry.server, entry.ms]));
     row(`catch-up of ${fmt(catchUp.messages)} missed messages, ms (relays keep nothing)`, values, (server) => fmt(values[server]));
   }
-  return lines.join("\n");
+  // A server or ratio with nothing in any row (a baseline not run, a ratio to a baseline of other workloads) is left out.
+  const keep = header.map((_, column) => column === 0 || rows.some((cells) => cells[column] !== NONE));
+  const render = (cells: string[]) => `| ${cells.filter((_, column) => keep[column]).join(" | ")} |`;
+  const rule = header.map((_, column) => (column === 0 ? "---" : "---:"));
+  return [render(header), render(rule), ...rows.map(render)].join("\n");
+}
+
+/**
+ * Whether the load generator could have been the limit: its CPU and its own longest stall in the
+ * steps that passed, and in the failed steps that ended a series (where it would have to be idle
+ * enough for the failure to be the server's).
+ */
+function generatorLine(results: BenchResults): string {
+  const steps = results.series.flatMap((series) => series.steps.map((step) => ({ series, step })));
+  const where = ({ series, step }: (typeof steps)[number]) => `${series.server}, ${series.workload} ${series.payloadBytes} B at ${fmt(step.offered)} msg/s`;
+  const worst = (subset: typeof steps) => {
+    if (subset.length === 0) return "none";
+    const cpu = subset.reduce((a, b) => (b.step.generatorCpuShare > a.step.generatorCpuShare ? b : a));
+    const stall = subset.reduce((a, b) => ((b.step.generatorStallMs ?? 0) > (a.step.generatorStallMs ?? 0) ? b : a));
+    return `at most ${fmt(cpu.step.generatorCpuShare * 100)} % of a core (${where(cpu)}), longest stall ${fmt(stall.step.generatorStallMs, 1)} ms (${where(stall)})`;
+  };
+  if (steps.length === 0) return "";
+  return (
+    `Load generator (one process, so one core at most): in the steps that passed ${worst(steps.filter(({ step }) => step.pass))}; ` +
+    `in the failed steps that ended a series ${worst(steps.filter(({ series, step }) => !step.pass && step === series.steps.at(-1)))}.`
+  );
 }
 
 /** p99 against offered rate, one panel per workload, one line per server; rendered by headless Chromium. */
 function svg(results: BenchResults): string {
   const groups = [...new Set(results.series.map((series) => `${series.workload}|${series.payloadBytes}`))];
-  const colours: Record<string, string> = { ws: "#2a7ab0", socketio: "#e08a1e", "chat-embedded": "#c0392b", "chat-cluster": "#7d3c98" };
+  const colours: Record<string, string> = { ws: "#2a7ab0", socketio: "#e08a1e", "graphql-ws": "#27ae60", "chat-embedded": "#c0392b", "chat-cluster": "#7d3c98" };
   const width = 420;
   const height = 300;
   const pad = { left: 56, right: 16, top: 34, bottom: 44 };
@@ -196,11 +260,13 @@ export async function writeReport(results: BenchResults): Promise<string[]> {
   const md = [
     `# Benchmark ${results.startedAt.slice(0, 10)}`,
     "",
-    `Machine: ${machine}. Command: \`${String(results.settings.command)}\`${results.settings.merged ? ` (${String(results.settings.merged)})` : ""}. Knee: the highest offered rate (delivered messages/s, doubling steps of ${String(results.settings.stepSeconds)} s) with p99 ≤ ${String(results.settings.p99LimitMs)} ms and ≥ 99.9 % delivered. Ratios are the chat gateway's figure divided by the baseline's, measured in the same run by the same generator: above 1× is more (better for the knee and msg/s, worse for latency, CPU and memory).`,
+    `Machine: ${machine}. Command: \`${String(results.settings.command)}\`${results.settings.merged ? ` (${String(results.settings.merged)})` : ""}${results.settings.clusterSkipped ? ` (${String(results.settings.clusterSkipped)})` : ""}. Knee: the highest offered rate (delivered messages/s, doubling steps of ${String(results.settings.stepSeconds)} s) with p99 ≤ ${String(results.settings.p99LimitMs)} ms and ≥ 99.9 % delivered. Event-loop stall: the longest delay of the server's event loop during the step and its drain, beyond the ${String(results.settings.loopResolutionMs ?? 10)} ms sampling interval (the gateway's /metrics \`nodejs_eventloop_lag_max_seconds\`, scraped right before and right after the step; the relays: the same histogram asked over IPC). Ratios are the chat gateway's figure divided by the baseline's, measured in the same run by the same generator: above 1× is more (better for the knee and msg/s, worse for latency, CPU, stalls and memory).`,
     "",
     table,
     "",
     `Lean client check: ${results.leanClientCheck || "not run"}.`,
+    "",
+    generatorLine(results),
     "",
   ].join("\n");
   const paths = [join(RESULTS, `${stamp}.json`), join(RESULTS, "latest.json"), join(RESULTS, "latest.md")];

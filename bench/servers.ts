@@ -17,6 +17,8 @@ export interface ServerUnderTest {
   readonly pid: number;
   /** V8 heap in use (bytes). */
   heapUsed(): Promise<number>;
+  /** The longest event-loop delay (ms, resolution included) since the previous call; the call starts a new period. */
+  maxLoopDelayMs(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -49,8 +51,29 @@ export function forkTs(path: string, execArgv: string[] = []): ChildProcess {
   return fork(join(ROOT, path), [], { execArgv: [...execArgv, "--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
 }
 
-export async function startRelay(kind: "ws" | "socketio"): Promise<ServerUnderTest> {
-  const child = forkTs(kind === "ws" ? "bench/baselines/ws-relay.ts" : "bench/baselines/socketio-relay.ts");
+const RELAYS: Record<RelayKind, string> = {
+  ws: "bench/baselines/ws-relay.ts",
+  socketio: "bench/baselines/socketio-relay.ts",
+  "graphql-ws": "bench/baselines/graphql-ws-relay.ts",
+};
+
+export type RelayKind = Exclude<ServerKind, "chat">;
+
+/** Asks a relay over IPC (baselines/probe.ts) and waits for its answer of the same type. */
+function probe<T>(child: ChildProcess, type: string, field: string): Promise<T> {
+  return new Promise((resolveAnswer) => {
+    const onMessage = (message: Record<string, unknown>) => {
+      if (message.type !== type) return;
+      child.off("message", onMessage);
+      resolveAnswer(message[field] as T);
+    };
+    child.on("message", onMessage);
+    child.send({ type });
+  });
+}
+
+export async function startRelay(kind: RelayKind): Promise<ServerUnderTest> {
+  const child = forkTs(RELAYS[kind]);
   const port = await new Promise<number>((resolvePort, reject) => {
     child.on("message", (message: { type: string; port?: number }) => {
       if (message.type === "listening") resolvePort(message.port!);
@@ -59,18 +82,10 @@ export async function startRelay(kind: "ws" | "socketio"): Promise<ServerUnderTe
   });
   return {
     kind,
-    url: `${kind === "ws" ? "ws" : "http"}://127.0.0.1:${port}`,
+    url: `${kind === "socketio" ? "http" : "ws"}://127.0.0.1:${port}`,
     pid: child.pid!,
-    heapUsed: () =>
-      new Promise((resolveHeap) => {
-        const onMessage = (message: { type: string; heapUsed?: number }) => {
-          if (message.type !== "heap") return;
-          child.off("message", onMessage);
-          resolveHeap(message.heapUsed!);
-        };
-        child.on("message", onMessage);
-        child.send({ type: "heap" });
-      }),
+    heapUsed: () => probe<number>(child, "heap", "heapUsed"),
+    maxLoopDelayMs: () => probe<number>(child, "loop", "maxDelayMs"),
     stop: () => stopChild(child),
   };
 }
@@ -109,6 +124,13 @@ export async function startClusterServices(cassandra: string): Promise<ClusterSe
       }
     },
   };
+}
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const match = new RegExp(`^${name} (\\S+)`, "m").exec(text);
+  if (!match) throw new Error(`the gateway's /metrics has no ${name}`);
+  return Number(match[1]);
 }
 
 /**
@@ -150,10 +172,11 @@ export async function startGateway(mode: "embedded" | "cluster", env: Record<str
     mode,
     url,
     pid: child.pid!,
-    async heapUsed() {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      return Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)![1]);
-    },
+    heapUsed: async () => metric(url, "nodejs_heap_size_used_bytes"),
+    // prom-client (15.1.3, lib/metrics/eventLoopLag.js) resets its delay histogram at every scrape, so
+    // this is the longest delay since the previous scrape; it samples every 10 ms (its default
+    // eventLoopMonitoringPrecision, which gateway/metrics.ts keeps). Nothing else scrapes the bench's gateway.
+    maxLoopDelayMs: async () => (await metric(url, "nodejs_eventloop_lag_max_seconds")) * 1000,
     async stop() {
       if (profileDir) {
         const done = exited(child);
