@@ -94,7 +94,7 @@ function serve(options: NativeStreamOptions, stream: ServerHttp2Stream, headers:
   const requests = new InboundFrames(stream, options.maxRequestBytes);
   // `on`, not `once`: close happens once anyway, and a once-wrapper is memory every idle device holds.
   stream.on("close", () => {
-    requests.return();
+    requests.abandon();
     abort.abort();
   });
 
@@ -205,7 +205,10 @@ class InboundFrames implements AsyncIterable<StreamRequest>, AsyncIterator<Strea
   ) {
     stream.on("data", (chunk: Buffer) => this.read(chunk));
     stream.on("end", () => {
-      if (this.pending) this.fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
+      // Node also ends the readable side of a stream whose connection dropped: only an end the client
+      // sent (END_STREAM, not aborted) is the client being done.
+      if (stream.aborted) this.abandon();
+      else if (this.pending) this.fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
       else this.end();
     });
   }
@@ -228,6 +231,14 @@ class InboundFrames implements AsyncIterable<StreamRequest>, AsyncIterator<Strea
   return(): Promise<IteratorResult<StreamRequest>> {
     this.end();
     return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /**
+   * The stream closed without the client ending its side (reset, lost connection): not the clean
+   * end a client that is done sends, which the session treats as a goodbye (offline at once).
+   */
+  abandon(): void {
+    this.fail(new ConnectError("the client went away", Code.Canceled));
   }
 
   private read(chunk: Buffer): void {
