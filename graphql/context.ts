@@ -43,9 +43,24 @@ export function bearerToken(value: unknown, allowBare = false): string | undefin
   return allowBare && !/\s/.test(value) ? value : undefined;
 }
 
+interface ContextState extends GraphQLContext {
+  readonly token: string | undefined;
+  pending: Promise<Principal> | undefined;
+}
+
+/**
+ * One function for every context, called as a method, rather than a closure per context: one context
+ * is kept per open subscription, and under tsx every named closure also carries a property table
+ * (esbuild's keepNames). An own property, not a class method, because yoga copies the context's own
+ * properties into its own object.
+ */
+function principalOf(this: ContextState): Promise<Principal> {
+  return (this.pending ??= this.services.accounts.authenticate(this.token));
+}
+
 export function createContext(services: GraphQLServices, token: string | undefined): GraphQLContext {
-  let principal: Promise<Principal> | undefined;
-  return { services, principal: () => (principal ??= services.accounts.authenticate(token)) };
+  const context: ContextState = { services, token, pending: undefined, principal: principalOf };
+  return context;
 }
 
 /** Reads `authorization` from WebSocket connection parameters (any letter case of the key). */

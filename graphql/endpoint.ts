@@ -1,12 +1,13 @@
-import { GraphQLError, NoSchemaIntrospectionCustomRule, type DocumentNode, type ExecutionArgs } from "graphql";
-import { useServer } from "graphql-ws/use/ws";
+import { GraphQLError, NoSchemaIntrospectionCustomRule, type DocumentNode } from "graphql";
+import { CloseCode, handleProtocols, makeServer, type WebSocket as GraphQLWsSocket } from "graphql-ws";
 import { createYoga, type Plugin, type YogaInitialContext } from "graphql-yoga";
-import { WebSocketServer } from "ws";
+import { WebSocket, WebSocketServer } from "ws";
 import type { RequestHandler, UpgradeHandler } from "../gateway/listener.js";
 import type { Logger } from "../gateway/logger.js";
 import { bearerToken, connectionParamsToken, createContext, type GraphQLContext, type GraphQLServices } from "./context.js";
 import { addGrpcCode, createErrorMapper } from "./errors.js";
 import { costLimitPlugin, queryDepthRule } from "./limits.js";
+import { sharedEventsPlugin } from "./shared-events.js";
 import { buildChatSchema } from "./schema/index.js";
 import type { GraphQLSettings } from "./settings.js";
 
@@ -30,13 +31,48 @@ export interface GraphQLEndpoint extends UpgradeHandler {
   close(): Promise<void>;
 }
 
-/** How the WebSocket path tells the context factory who is calling (HTTP requests carry a header instead). */
-interface SocketContext {
-  readonly socketToken?: string;
-  readonly viaSocket: true;
-}
+const KEEP_ALIVE_MS = 12_000;
+/** The sockets are pinged in this many groups, one group per tick, so thousands are not pinged in one burst. */
+const KEEP_ALIVE_GROUPS = 12;
 
-type Enveloped = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
+/**
+ * Pings every socket each KEEP_ALIVE_MS and ends one that has not answered the previous ping, as
+ * graphql-ws's `useServer` does, but with one timer for all sockets rather than two per socket.
+ */
+function createKeepAlive() {
+  const groups = Array.from({ length: KEEP_ALIVE_GROUPS }, () => new Set<WebSocket>());
+  const unanswered = new WeakSet<WebSocket>();
+  function onPong(this: WebSocket) {
+    unanswered.delete(this);
+  }
+  let added = 0;
+  let tick = 0;
+  const timer = setInterval(() => {
+    for (const socket of groups[tick++ % KEEP_ALIVE_GROUPS]!) {
+      if (socket.readyState !== WebSocket.OPEN) continue;
+      if (unanswered.has(socket)) {
+        socket.terminate();
+        continue;
+      }
+      unanswered.add(socket);
+      socket.ping();
+    }
+  }, KEEP_ALIVE_MS / KEEP_ALIVE_GROUPS);
+  timer.unref();
+  return {
+    add(socket: WebSocket) {
+      groups[added++ % KEEP_ALIVE_GROUPS]!.add(socket);
+      socket.on("pong", onPong);
+    },
+    delete(socket: WebSocket) {
+      for (const group of groups) group.delete(socket);
+    },
+    forEach(each: (socket: WebSocket) => void) {
+      for (const group of groups) for (const socket of group) each(socket);
+    },
+    stop: () => clearInterval(timer),
+  };
+}
 
 /** Yoga's log lines go to the gateway's logger; errors are already logged once by the error mapper. */
 function yogaLogger(logger: Logger) {
@@ -56,6 +92,42 @@ function withoutHttp(error: GraphQLError): GraphQLError {
 }
 
 /**
+ * graphql-ws's view of one socket. A class, not an object of closures: one is kept per connection,
+ * and under tsx every named closure also carries a property table (esbuild's keepNames).
+ */
+class SocketTransport implements GraphQLWsSocket {
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly logger: Logger,
+  ) {}
+
+  get protocol(): string {
+    return this.socket.protocol;
+  }
+
+  /** Never rejects: a write that fails means the connection is going, and its close event ends the subscriptions. */
+  send(data: string): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.readyState !== WebSocket.OPEN) return resolve();
+      this.socket.send(data, () => resolve());
+    });
+  }
+
+  close(code?: number, reason?: string): void {
+    this.socket.close(code, reason);
+  }
+
+  onMessage(handle: (data: string) => Promise<void>): void {
+    this.socket.on("message", (data) => {
+      handle(String(data)).catch((error: unknown) => {
+        this.logger.error({ err: error, path: GRAPHQL_PATH }, "graphql websocket message failed");
+        this.socket.close(CloseCode.InternalServerError, "Internal server error");
+      });
+    });
+  }
+}
+
+/**
  * /graphql: graphql-yoga over HTTP, graphql-ws over WebSocket, one schema, one envelop pipeline (so
  * the parse/validation cache, the limits and the error mapping are the same on both).
  */
@@ -72,7 +144,7 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
     },
   };
 
-  const yoga = createYoga<Partial<SocketContext>, GraphQLContext>({
+  const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema: buildChatSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
@@ -83,43 +155,50 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
     parserAndValidationCache: true,
     logging: yogaLogger(logger),
     maskedErrors: { maskError: (error) => toClientError(error) },
-    plugins: [validation, costLimitPlugin(settings.maxCost)],
-    context: (initial: YogaInitialContext & Partial<SocketContext>) =>
-      createContext(services, initial.viaSocket ? initial.socketToken : bearerToken(initial.request?.headers.get("authorization") ?? undefined)),
+    plugins: [validation, costLimitPlugin(settings.maxCost), sharedEventsPlugin],
+    context: (initial: YogaInitialContext) => createContext(services, bearerToken(initial.request.headers.get("authorization") ?? undefined)),
   });
 
-  const sockets = new WebSocketServer({ noServer: true, maxPayload: options.maxRequestBytes });
-  const graphqlWs = useServer(
-    {
-      execute: (args) => (args.rootValue as Enveloped).execute(args) as never,
-      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args) as never,
-      onSubscribe: async (ctx, _id, payload) => {
-        const initial: SocketContext & { params: typeof payload } = {
-          viaSocket: true,
-          socketToken: connectionParamsToken(ctx.connectionParams),
-          params: payload,
-        };
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped(initial as never);
-        let document: DocumentNode;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          return [withoutHttp(toClientError(error))];
-        }
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors.map(withoutHttp);
-        return {
-          schema,
-          document,
-          operationName: payload.operationName,
-          variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe } satisfies Enveloped,
-        };
-      },
+  // One enveloped pipeline for every WebSocket operation: with a static schema and no hook reading the
+  // initial context, nothing in it differs per operation.
+  const { schema, execute, subscribe, parse, validate } = yoga.getEnveloped({});
+  const protocol = makeServer<Record<string, unknown> | undefined, undefined>({
+    execute: (args) => execute(args) as never,
+    subscribe: (args) => subscribe(args) as never,
+    onSubscribe: (ctx, _id, payload) => {
+      let document: DocumentNode;
+      try {
+        // Both cached by the document text (yoga's bounded LRU), so a repeated subscription costs two look-ups.
+        document = parse(payload.query);
+      } catch (error) {
+        return [withoutHttp(toClientError(error))];
+      }
+      const errors = validate(schema, document);
+      if (errors.length > 0) return errors.map(withoutHttp);
+      return {
+        schema,
+        document,
+        operationName: payload.operationName,
+        variableValues: payload.variables,
+        contextValue: createContext(services, connectionParamsToken(ctx.connectionParams)),
+      };
     },
-    sockets,
-  );
+  });
+
+  // No per-message compression (it keeps a zlib context per socket) and no client set: `keepAlive` tracks the sockets.
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: options.maxRequestBytes, perMessageDeflate: false, clientTracking: false, handleProtocols });
+  const keepAlive = createKeepAlive();
+  const onSocketError = (error: Error) => logger.debug({ err: error, path: GRAPHQL_PATH }, "graphql websocket error");
+  sockets.on("connection", (socket: WebSocket) => {
+    keepAlive.add(socket);
+    socket.on("error", onSocketError);
+    // No `extra`: the upgrade request (headers and all) is not kept for the life of the connection.
+    const closed = protocol.opened(new SocketTransport(socket, logger), undefined);
+    socket.once("close", (code, reason) => {
+      keepAlive.delete(socket);
+      void closed(code, String(reason));
+    });
+  });
 
   return {
     path: GRAPHQL_PATH,
@@ -137,10 +216,12 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
       sockets.handleUpgrade(request, socket, head, (ws) => sockets.emit("connection", ws, request));
     },
     closeConnections() {
-      for (const client of sockets.clients) client.close(1001, "server draining");
+      keepAlive.forEach((socket) => socket.close(1001, "server draining"));
     },
     close: async () => {
-      await graphqlWs.dispose();
+      keepAlive.stop();
+      keepAlive.forEach((socket) => socket.close(1001, "Going away"));
+      await new Promise<void>((resolve, reject) => sockets.close((error) => (error ? reject(error) : resolve())));
     },
   };
 }

@@ -46,86 +46,143 @@ const draining = () =>
  * its presence and one of them ending must not mark the device offline under the others.
  */
 export function openFeed<T>(services: GraphQLServices, principal: Principal, request: FeedRequest, select: (frame: Frame) => T | undefined): AsyncIterableIterator<T | FeedFailure> {
-  const options = services.deviceSession;
-  const abort = new AbortController();
-  const inbound = new AsyncQueue<StreamRequest>();
-  inbound.push(
-    create(StreamRequestSchema, {
-      frame: { case: "hello", value: { clientVersion: "graphql", resume: request.resume && { cursors: request.resume.map((cursor) => ({ ...cursor })) } } },
-    }),
-  );
-  if (request.watchPresence) inbound.push(create(StreamRequestSchema, { frame: { case: "watchPresence", value: { userIds: [...request.watchPresence] } } }));
-  const heartbeat = setInterval(() => inbound.push(HEARTBEAT), options.heartbeatIntervalMs);
-  heartbeat.unref();
-  // A device may hold several subscriptions (and a Connect stream); registrations nest, so one of them
-  // ending does not unroute the others.
-  const streamId = `${principal.deviceId}/graphql/${randomUUID()}`;
+  return new Feed(services, principal, request, select);
+}
 
-  async function* frames(): AsyncGenerator<ServerFrame> {
+const HEARTBEAT_GROUPS = 15;
+
+/**
+ * Heartbeats for every feed of one interval from one timer: feeds are spread over HEARTBEAT_GROUPS
+ * groups and one group beats per tick, so each feed still beats once per interval, without a timer
+ * per feed and without thousands of sessions beating in the same tick.
+ */
+class Heartbeats {
+  private static readonly byInterval = new Map<number, Heartbeats>();
+  private readonly groups = Array.from({ length: HEARTBEAT_GROUPS }, () => new Set<AsyncQueue<StreamRequest>>());
+  private timer: NodeJS.Timeout | undefined;
+  private added = 0;
+  private tick = 0;
+  private size = 0;
+
+  private constructor(private readonly intervalMs: number) {}
+
+  static of(intervalMs: number): Heartbeats {
+    let heartbeats = Heartbeats.byInterval.get(intervalMs);
+    if (!heartbeats) Heartbeats.byInterval.set(intervalMs, (heartbeats = new Heartbeats(intervalMs)));
+    return heartbeats;
+  }
+
+  add(inbound: AsyncQueue<StreamRequest>): void {
+    this.groups[this.added++ % HEARTBEAT_GROUPS]!.add(inbound);
+    if (this.size++ === 0) {
+      this.timer = setInterval(() => {
+        for (const queue of this.groups[this.tick++ % HEARTBEAT_GROUPS]!) queue.push(HEARTBEAT);
+      }, this.intervalMs / HEARTBEAT_GROUPS);
+      this.timer.unref();
+    }
+  }
+
+  delete(inbound: AsyncQueue<StreamRequest>): void {
+    if (!this.groups.some((group) => group.delete(inbound))) return;
+    if (--this.size === 0) clearInterval(this.timer);
+  }
+}
+
+/**
+ * One subscription's session. A class, not closures: one is kept per open subscription, and under
+ * tsx every named closure also carries a property table (esbuild's keepNames).
+ */
+class Feed<T> implements AsyncIterableIterator<T | FeedFailure> {
+  private readonly abort = new AbortController();
+  private readonly inbound = new AsyncQueue<StreamRequest>();
+  private readonly heartbeats: Heartbeats;
+  private readonly source: AsyncGenerator<ServerFrame>;
+  private finished = false;
+
+  constructor(
+    private readonly services: GraphQLServices,
+    private readonly principal: Principal,
+    request: FeedRequest,
+    private readonly select: (frame: Frame) => T | undefined,
+  ) {
+    this.inbound.push(
+      create(StreamRequestSchema, {
+        frame: { case: "hello", value: { clientVersion: "graphql", resume: request.resume && { cursors: request.resume.map((cursor) => ({ ...cursor })) } } },
+      }),
+    );
+    if (request.watchPresence) this.inbound.push(create(StreamRequestSchema, { frame: { case: "watchPresence", value: { userIds: [...request.watchPresence] } } }));
+    this.heartbeats = Heartbeats.of(services.deviceSession.heartbeatIntervalMs);
+    this.heartbeats.add(this.inbound);
+    this.source = this.frames();
+  }
+
+  private async *frames(): AsyncGenerator<ServerFrame> {
+    const { services, principal } = this;
     try {
       // Registered before the session reads the store (as the Connect stream does), so events
-      // committed after that read are routed to this gateway.
+      // committed after that read are routed to this gateway. A device may hold several subscriptions
+      // (and a Connect stream); registrations nest, so one of them ending does not unroute the others.
       await services.sessions.register(principal.userId, principal.deviceId);
-      yield* runDeviceSession(options, principal, inbound, abort.signal, { surface: "graphql", streamId });
+      const streamId = `${principal.deviceId}/graphql/${randomUUID()}`;
+      yield* runDeviceSession(services.deviceSession, principal, this.inbound, this.abort.signal, { surface: "graphql", streamId });
     } finally {
-      clearInterval(heartbeat);
-      inbound.end();
+      this.heartbeats.delete(this.inbound);
+      this.inbound.end();
       await services.sessions.unregister(principal.userId, principal.deviceId);
     }
   }
 
-  const source = frames();
-  let finished = false;
-  const stop = () => {
-    if (finished) return;
-    finished = true;
-    abort.abort();
+  /** Ends the session at once (an async generator's `return()` would wait for the next frame, which may never come). */
+  private stop(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.abort.abort();
     // Runs the session's cleanup now if it is parked at a yield; otherwise once the abort lets it finish.
-    source.return(undefined).catch(() => {});
-  };
-  const done = (): IteratorResult<T | FeedFailure> => ({ done: true, value: undefined });
+    this.source.return(undefined).catch(() => {});
+  }
 
-  return {
-    async next() {
-      while (!finished) {
-        let step: IteratorResult<ServerFrame>;
-        try {
-          step = await source.next();
-        } catch (error) {
-          stop();
-          return { done: false, value: new FeedFailure(error) };
-        }
-        if (step.done) break;
-        const frame = step.value.frame;
-        if (!frame?.case) continue;
-        if (frame.case === "goAway") {
-          stop();
-          return { done: false, value: new FeedFailure(draining()) };
-        }
-        if (frame.case === "rejected") {
-          const status = frame.value.status ?? {};
-          stop();
-          const code = ERROR_CODES.get(status.code ?? 13) ?? "internal";
-          return { done: false, value: new FeedFailure(new ChatError(code, status.reason ?? ErrorReason.INTERNAL, status.message ?? "rejected", status.field ?? "")) };
-        }
-        const selected = select(frame as Frame);
-        if (selected !== undefined) return { done: false, value: selected };
+  async next(): Promise<IteratorResult<T | FeedFailure>> {
+    while (!this.finished) {
+      let step: IteratorResult<ServerFrame>;
+      try {
+        step = await this.source.next();
+      } catch (error) {
+        this.stop();
+        return { done: false, value: new FeedFailure(error) };
       }
-      finished = true;
-      return done();
-    },
-    async return() {
-      stop();
-      return done();
-    },
-    async throw() {
-      stop();
-      return done();
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+      if (step.done) break;
+      const frame = step.value.frame;
+      if (!frame?.case) continue;
+      if (frame.case === "goAway") {
+        this.stop();
+        return { done: false, value: new FeedFailure(draining()) };
+      }
+      if (frame.case === "rejected") {
+        const status = frame.value.status ?? {};
+        this.stop();
+        const code = ERROR_CODES.get(status.code ?? 13) ?? "internal";
+        return { done: false, value: new FeedFailure(new ChatError(code, status.reason ?? ErrorReason.INTERNAL, status.message ?? "rejected", status.field ?? "")) };
+      }
+      const selected = this.select(frame as Frame);
+      if (selected !== undefined) return { done: false, value: selected };
+    }
+    this.finished = true;
+    return { done: true, value: undefined };
+  }
+
+  async return(): Promise<IteratorResult<T | FeedFailure>> {
+    this.stop();
+    return { done: true, value: undefined };
+  }
+
+  async throw(): Promise<IteratorResult<T | FeedFailure>> {
+    this.stop();
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
 }
 
 /** For a subscription's `resolve`: the event itself, or the error that ended the feed. */

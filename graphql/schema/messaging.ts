@@ -3,10 +3,25 @@ import { ErrorReason, invalidArgument } from "../../services/errors.js";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_TEXT_CHARACTERS } from "../../services/messaging/index.js";
 import { listSize, type Builder } from "../builder.js";
 import { openFeed, unwrapFeed } from "../live-feed.js";
+import { shareEvent } from "../shared-events.js";
 import { pageSize, seqCursor } from "./paging.js";
 import { toConversation, toMessage, type SharedTypes } from "./types.js";
 
 type FeedEvent = { kind: "READY"; heads: { conversationId: string; seq: bigint }[] } | { kind: "MESSAGE"; message: Message } | { kind: "CAUGHT_UP" };
+type MessageView = Parameters<typeof toMessage>[0];
+
+/**
+ * The device sessions hand every recipient of a message the same view object (one per stored
+ * message), so its event is one object too, shared: the feed's selection is executed once per
+ * message, not once per subscriber. Nothing in a MESSAGE event depends on the viewer.
+ */
+const messageEvents = new WeakMap<MessageView, FeedEvent>();
+
+function messageEvent(view: MessageView): FeedEvent {
+  let event = messageEvents.get(view);
+  if (!event) messageEvents.set(view, (event = shareEvent<FeedEvent>({ kind: "MESSAGE", message: toMessage(view) })));
+  return event;
+}
 
 /** Conversations, history, sending, and the message feed: MessagingService. */
 export function registerMessaging(builder: Builder, types: SharedTypes): void {
@@ -174,7 +189,7 @@ export function registerMessaging(builder: Builder, types: SharedTypes): void {
             case "ready":
               return { kind: "READY", heads: (frame.value.heads ?? []).map((head) => ({ conversationId: head.conversationId ?? "", seq: head.seq ?? 0n })) };
             case "message":
-              return { kind: "MESSAGE", message: toMessage(frame.value) };
+              return messageEvent(frame.value);
             case "caughtUp":
               return { kind: "CAUGHT_UP" };
             default:
