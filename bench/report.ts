@@ -155,8 +155,8 @@ export function markdown(results: BenchResults): string {
   for (const count of [...new Set(results.idle.map((idle) => idle.connections))]) {
     for (const { client, what, baselines, targetKb } of IDLE_ROWS) {
       const find = (server: string) =>
-        results.idle.find((idle) => idle.connections === count && (server.startsWith("chat") ? clientOf(idle) === client : baselines.includes(server) && idle.server === server));
-      if (!find(chatServers[0] ?? "chat-embedded")) continue;
+        results.idle.find((idle) => idle.connections === count && idle.server === server && (server.startsWith("chat") ? clientOf(idle) === client : baselines.includes(server)));
+      if (!chatServers.some((server) => find(server))) continue;
       const processes = Math.max(...servers.map((server) => find(server)?.processes ?? 1));
       const where = processes > 1 ? `over ${processes} server processes of ${fmt(count / processes)}` : "in 1 server process";
       const values = (key: "rssPerConnection" | "heapPerConnection") => Object.fromEntries(servers.map((server) => [server, find(server)?.[key]]));
