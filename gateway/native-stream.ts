@@ -9,7 +9,7 @@ import { MessagingService, StreamRequestSchema, StreamResponseSchema, type Strea
 import type { Principal } from "../services/accounts/index.js";
 import type { ServerFrame } from "../services/messaging/index.js";
 import { bearerTokenOf } from "./authenticate.js";
-import { deviceStreamFrames, type DeviceStreamDeps } from "./handlers/device-stream.js";
+import { openDeviceStream, type DeviceStreamDeps, type OpenDeviceStream } from "./handlers/device-stream.js";
 import { requestIdFrom } from "./request-id.js";
 
 /**
@@ -98,7 +98,7 @@ function serve(options: NativeStreamOptions, stream: ServerHttp2Stream, headers:
     abort.abort();
   });
 
-  const frames = deviceStreamFrames(options.deps, {
+  const call = {
     authenticate: () => options.authenticate(bearerTokenOf(headerValue(headers.authorization))),
     requests,
     signal: abort.signal,
@@ -109,17 +109,25 @@ function serve(options: NativeStreamOptions, stream: ServerHttp2Stream, headers:
       // ENHANCE_YOUR_CALM: the peer is taking too little, the same verdict as SLOW_CONSUMER.
       if (!stream.destroyed) stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
     },
-  });
+  } as const;
 
   void (async () => {
     let error: unknown;
+    let open: OpenDeviceStream | undefined;
     try {
-      for await (const frame of frames) {
+      // The session's own generator, not one wrapped around it: a level less of promises per frame.
+      open = await openDeviceStream(options.deps, call);
+      for await (const frame of open.frames) {
         if (stream.destroyed) break;
         if (!stream.write(envelopeOf(frame))) await drained(stream);
       }
     } catch (thrown) {
       error = thrown;
+    }
+    try {
+      await open?.close();
+    } catch (thrown) {
+      error ??= thrown;
     }
     clearTimeout(deadline);
     if (error === undefined && abort.signal.reason instanceof ConnectError) error = abort.signal.reason;

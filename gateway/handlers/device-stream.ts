@@ -33,16 +33,27 @@ export interface DeviceStreamCall {
   readonly reset: (() => void) | undefined;
 }
 
+/** A device stream past authentication and registration: its session's frames, and how to end it. */
+export interface OpenDeviceStream {
+  readonly frames: AsyncGenerator<ServerFrame>;
+  /** Ends the registration and logs the close; called once the frames are done, however they ended. */
+  close(): Promise<void>;
+}
+
 /**
- * Authenticates, registers the device with the session registry for the stream's lifetime, and runs
- * its session. Registered before the session reads the store, so a message committed after that read
- * is routed to this gateway, and one committed before it is in what the session reads.
+ * Authenticates, registers the device with the session registry, and starts its session. Registered
+ * before the session reads the store, so a message committed after that read is routed to this
+ * gateway, and one committed before it is in what the session reads.
  */
-export function deviceStreamFrames(deps: DeviceStreamDeps, call: DeviceStreamCall): AsyncGenerator<ServerFrame> {
+export async function openDeviceStream(deps: DeviceStreamDeps, call: DeviceStreamCall): Promise<OpenDeviceStream> {
   const { logger, sessions } = deps;
+  const principal = await call.authenticate();
+  await sessions.register(principal.userId, principal.deviceId);
+  const opened = Date.now();
+  logger.info({ event: "stream_open", streamId: call.streamId, surface: call.surface, handler: call.handler, userId: principal.userId, deviceId: principal.deviceId }, "device stream opened");
   let resetTimer: NodeJS.Timeout | undefined;
-  // The transport holds the generator parked at a frame it cannot write, so it would never end it:
-  // the reset ends it from here, which runs the session's cleanup (registration, presence).
+  // The transport holds the session parked at a frame it cannot write, so it would never end it:
+  // the reset ends it from here, which runs the session's cleanup (presence, subscriptions).
   const onSlowConsumer = () => {
     if (resetTimer || !call.reset) return;
     const reset = call.reset;
@@ -54,18 +65,23 @@ export function deviceStreamFrames(deps: DeviceStreamDeps, call: DeviceStreamCal
     }, deps.slowConsumerGraceMs);
     resetTimer.unref();
   };
-  const frames = (async function* () {
-    const principal = await call.authenticate();
-    await sessions.register(principal.userId, principal.deviceId);
-    const opened = Date.now();
-    logger.info({ event: "stream_open", streamId: call.streamId, surface: call.surface, handler: call.handler, userId: principal.userId, deviceId: principal.deviceId }, "device stream opened");
-    try {
-      yield* runDeviceSession(deps.session, principal, call.requests, call.signal, { surface: call.surface, streamId: call.streamId, onSlowConsumer });
-    } finally {
+  const frames = runDeviceSession(deps.session, principal, call.requests, call.signal, { surface: call.surface, streamId: call.streamId, onSlowConsumer });
+  return {
+    frames,
+    async close() {
       clearTimeout(resetTimer);
       logger.info({ event: "stream_close", streamId: call.streamId, surface: call.surface, durationMs: Date.now() - opened }, "device stream closed");
       await sessions.unregister(principal.userId, principal.deviceId);
-    }
-  })();
-  return frames;
+    },
+  };
+}
+
+/** The same as one generator, for the Connect router. */
+export async function* deviceStreamFrames(deps: DeviceStreamDeps, call: DeviceStreamCall): AsyncGenerator<ServerFrame> {
+  const stream = await openDeviceStream(deps, call);
+  try {
+    yield* stream.frames;
+  } finally {
+    await stream.close();
+  }
 }

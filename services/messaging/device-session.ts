@@ -173,6 +173,9 @@ export async function* runDeviceSession(
       else if ("end" in item) return;
       else if ("reconcile" in item) yield* reconcile();
       else if ("presence" in item) yield { frame: { case: "presence", value: toPresenceView(item.presence) } };
+      // The common case, a conversation's next message, is yielded here rather than through the
+      // nested generators below: each level of them costs promises and a microtask per frame.
+      else if (item.bus.kind === "message" && followsDelivered(item.bus.message)) yield delivering(item.bus.message);
       else yield* deliverLive(item.bus);
     }
   } finally {
@@ -201,10 +204,7 @@ export async function* runDeviceSession(
     for (;;) {
       const after = delivered.get(conversationId) ?? 0n;
       const page = await messaging.readVisible(conversationId, range, after, beforeSeq, options.catchUpPageSize);
-      for (const message of page) {
-        delivered.set(conversationId, message.seq);
-        yield* messageFrame(message);
-      }
+      for (const message of page) yield delivering(message);
       if (page.length < options.catchUpPageSize) {
         // Nothing visible below beforeSeq is left: the next live message follows on directly.
         if (beforeSeq - 1n > (delivered.get(conversationId) ?? 0n)) delivered.set(conversationId, beforeSeq - 1n);
@@ -265,17 +265,22 @@ export async function* runDeviceSession(
     const last = delivered.get(message.conversationId);
     if (last !== undefined && message.seq <= last) return;
     if (last === undefined || message.seq > last + 1n) yield* catchUp(message.conversationId, message.seq);
-    delivered.set(message.conversationId, message.seq);
-    yield* messageFrame(message);
+    yield delivering(message);
   }
 
-  function* messageFrame(message: StoredMessage): Generator<ServerFrame> {
+  function followsDelivered(message: StoredMessage): boolean {
+    return delivered.get(message.conversationId) === message.seq - 1n;
+  }
+
+  /** Records the message as delivered and returns its frame. */
+  function delivering(message: StoredMessage): ServerFrame {
+    delivered.set(message.conversationId, message.seq);
     // Measured as the frame is handed on, i.e. once the device has taken the previous one.
     telemetry.messageDelivered(
       { messageId: message.messageId, conversationId: message.conversationId, seq: message.seq, traceId: origin.streamId },
       Date.now() - message.sentAt.getTime(),
     );
-    yield messageFrameOf(message);
+    return messageFrameOf(message);
   }
 
   async function pumpBus(): Promise<void> {
