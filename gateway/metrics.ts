@@ -84,22 +84,34 @@ export function createGatewayMetrics(logger: Logger): GatewayMetrics {
   };
 
   function timed<T extends object>(target: T, backend: string, engine: string): T {
+    // One wrapper per method, made at its first call, with its labelled series looked up once: this
+    // sits on every store call of every send.
+    const wrappers = new Map<string, (...args: unknown[]) => unknown>();
     return new Proxy(target, {
       get(object, property, receiver) {
         const value: unknown = Reflect.get(object, property, receiver);
         if (typeof value !== "function" || typeof property !== "string") return value;
-        return function (this: unknown, ...args: unknown[]) {
-          const result: unknown = (value as (...a: unknown[]) => unknown).apply(object, args);
-          if (!(result instanceof Promise)) return result;
-          const end = backendCalls.startTimer({ backend, engine, method: property });
-          return result.then(
-            (resolved) => (end({ outcome: "ok" }), resolved),
-            (reason: unknown) => {
-              end({ outcome: "error" });
-              throw reason;
-            },
-          );
-        };
+        let wrapper = wrappers.get(property);
+        if (!wrapper) {
+          const method = value as (...a: unknown[]) => unknown;
+          const ok = backendCalls.labels({ backend, engine, method: property, outcome: "ok" });
+          const failed = backendCalls.labels({ backend, engine, method: property, outcome: "error" });
+          wrapper = (...args: unknown[]) => {
+            // Started before the call: an embedded engine does its work before it returns the promise.
+            const started = performance.now();
+            const result = method.apply(object, args);
+            if (!(result instanceof Promise)) return result;
+            return result.then(
+              (resolved: unknown) => (ok.observe((performance.now() - started) / 1000), resolved),
+              (reason: unknown) => {
+                failed.observe((performance.now() - started) / 1000);
+                throw reason;
+              },
+            );
+          };
+          wrappers.set(property, wrapper);
+        }
+        return wrapper;
       },
     });
   }
