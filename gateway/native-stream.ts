@@ -15,13 +15,13 @@ import { requestIdFrom } from "./request-id.js";
 /**
  * `MessagingService/Stream`, the one call every native device holds open, written directly on Node's
  * HTTP/2 streams for the binary codec of the Connect, gRPC and gRPC-web protocols. The stock router
- * keeps about a dozen suspended async generators and their promises per stream and per frame, which
- * costs about five times the CPU of the relay this replaces and most of a device's idle memory. The
- * router still serves this method for what this handler declines (JSON, compression, HTTP/1.1), so a
+ * keeps about a dozen suspended async generators and their promises per stream and per frame: about
+ * five times the CPU per message of a handler on the raw streams, and most of a device's idle memory
+ * (docs/hot-path.md). The router still serves this method for what this handler declines (JSON, compression, HTTP/1.1), so a
  * client sees one service whichever way it comes in; `test/stream-conformance.test.ts` holds the two
  * to the same answers for the stock Connect, grpc-js and gRPC-web clients.
  */
-export const DEVICE_STREAM_PATH = `/${MessagingService.typeName}/${MessagingService.method.stream.name}`;
+const DEVICE_STREAM_PATH = `/${MessagingService.typeName}/${MessagingService.method.stream.name}`;
 
 type Wire = "connect" | "grpc" | "grpc_web";
 
