@@ -17,9 +17,10 @@ import { requestIdFrom } from "./request-id.js";
  * HTTP/2 streams for the binary codec of the Connect, gRPC and gRPC-web protocols. The stock router
  * keeps about a dozen suspended async generators and their promises per stream and per frame: about
  * five times the CPU per message of a handler on the raw streams, and most of a device's idle memory
- * (docs/hot-path.md). The router still serves this method for what this handler declines (JSON, compression, HTTP/1.1), so a
- * client sees one service whichever way it comes in; `test/stream-conformance.test.ts` holds the two
- * to the same answers for the stock Connect, grpc-js and gRPC-web clients.
+ * (docs/hot-path.md). The router still serves this method for what this handler declines (JSON,
+ * compression, HTTP/1.1), so a client sees one service whichever way it comes in;
+ * `test/stream-conformance.test.ts` holds the two to the same answers for the stock Connect, grpc-js
+ * and gRPC-web clients.
  */
 const DEVICE_STREAM_PATH = `/${MessagingService.typeName}/${MessagingService.method.stream.name}`;
 
