@@ -127,6 +127,8 @@ export async function* runDeviceSession(
   let presenceWatch: PresenceWatch | undefined;
   let closedByClient = false;
   let lastReconciled = Date.now();
+  let retryTimer: NodeJS.Timeout | undefined;
+  let retryDelayMs = 0;
   const onAbort = () => work.end();
   signal.addEventListener("abort", onAbort, { once: true });
   const onShutdown = () => {
@@ -181,6 +183,7 @@ export async function* runDeviceSession(
   } finally {
     signal.removeEventListener("abort", onAbort);
     options.shutdown?.removeEventListener("abort", onShutdown);
+    clearTimeout(retryTimer);
     subscription.close();
     if (presenceWatch) {
       presenceWatch.close();
@@ -199,26 +202,53 @@ export async function* runDeviceSession(
     try {
       range = await messaging.visibleRange(conversationId, principal.userId);
     } catch {
+      // Not (yet) readable as a member here; the retry asks again.
+      return retryLater();
+    }
+    // Exclusive: the member sees nothing from here on (they left), or the caller stops here.
+    const end = range.beforeSeq !== undefined && range.beforeSeq < beforeSeq ? range.beforeSeq : beforeSeq;
+    for (;;) {
+      const known = delivered.get(conversationId) ?? 0n;
+      // Seqs before the member joined are not theirs to see: the first one they may is after range.afterSeq.
+      let next = (known > range.afterSeq ? known : range.afterSeq) + 1n;
+      if (next < end) {
+        const page = await messaging.readVisible(conversationId, range, known, beforeSeq, options.catchUpPageSize);
+        for (const message of page) {
+          // Every seq is a stored entry, so a seq the store skips is one it does not show yet (another
+          // gateway's append seen out of order). Marking it delivered would lose it for good: stop,
+          // and read again shortly, delivering it and what follows in order.
+          if (message.seq !== next) return retryLater();
+          yield delivering(message);
+          next++;
+        }
+        if (next < end && page.length === options.catchUpPageSize) continue;
+        if (next < end) return retryLater();
+      }
+      if (end - 1n > (delivered.get(conversationId) ?? 0n)) delivered.set(conversationId, end - 1n);
       return;
     }
-    for (;;) {
-      const after = delivered.get(conversationId) ?? 0n;
-      const page = await messaging.readVisible(conversationId, range, after, beforeSeq, options.catchUpPageSize);
-      for (const message of page) yield delivering(message);
-      if (page.length < options.catchUpPageSize) {
-        // Nothing visible below beforeSeq is left: the next live message follows on directly.
-        if (beforeSeq - 1n > (delivered.get(conversationId) ?? 0n)) delivered.set(conversationId, beforeSeq - 1n);
-        return;
-      }
-    }
+  }
+
+  /** Reads the store again soon (then less often), for entries it did not show yet. */
+  function retryLater(): void {
+    if (retryTimer || work.isEnded) return;
+    retryDelayMs = Math.min(retryDelayMs === 0 ? 50 : retryDelayMs * 2, 1_000);
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      work.push({ reconcile: true });
+    }, retryDelayMs);
+    retryTimer.unref();
   }
 
   /** Whatever the store has beyond the delivered seqs, in the same way a gap in live events is filled. */
   async function* reconcile(): AsyncGenerator<ServerFrame> {
+    const retrying = retryDelayMs;
     for (const head of await messaging.heads(principal.userId)) {
       const last = delivered.get(head.conversationId);
       if (last === undefined || head.lastSeq > last) yield* catchUp(head.conversationId, head.lastSeq + 1n);
     }
+    // Everything was readable this time: the next gap starts again from the shortest wait.
+    if (retrying !== 0 && !retryTimer) retryDelayMs = 0;
   }
 
   async function* deliverLive(event: BusEvent): AsyncGenerator<ServerFrame> {
@@ -265,7 +295,8 @@ export async function* runDeviceSession(
     const last = delivered.get(message.conversationId);
     if (last !== undefined && message.seq <= last) return;
     if (last === undefined || message.seq > last + 1n) yield* catchUp(message.conversationId, message.seq);
-    yield delivering(message);
+    // Otherwise an earlier seq is not readable yet: this one comes from the store, in order, after it.
+    if (delivered.get(message.conversationId) === message.seq - 1n) yield delivering(message);
   }
 
   function followsDelivered(message: StoredMessage): boolean {

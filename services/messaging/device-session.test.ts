@@ -1,0 +1,129 @@
+import { create } from "@bufbuild/protobuf";
+import { afterEach, describe, expect, it } from "vitest";
+import { createMemoryBus } from "../../backends/bus-memory/index.js";
+import { createMemoryPresence } from "../../backends/presence-memory/index.js";
+import { createSqliteStore } from "../../backends/store-sqlite/index.js";
+import { StreamRequestSchema, type StreamRequest } from "../../gen/chat/v1/messaging_pb.js";
+import { AsyncQueue } from "../../lib/async-queue.js";
+import type { BusEvent, EventBus, MessageStore } from "../ports/index.js";
+import { createSyncService } from "../sync/index.js";
+import { runDeviceSession, type ServerFrame } from "./device-session.js";
+import { createMessagingService } from "./messaging-service.js";
+import { createTypingNotifier } from "./typing.js";
+
+const alice = { userId: "u_alice", deviceId: "dev_alice" };
+const bob = { userId: "u_bob", deviceId: "dev_bob" };
+const CONVERSATION = "d_alice_bob";
+
+/**
+ * A store that shows one seq only some reads after it was written, and a bus that hands its event
+ * over only after the next one: how another gateway's append can look from here (seen out of order,
+ * and not yet readable when the later one is).
+ */
+function laggingWorld() {
+  const store = createSqliteStore({ path: ":memory:" });
+  let hiddenSeq: bigint | undefined;
+  let readsLeftHidden = 0;
+  const messages: MessageStore = {
+    append: (message) => store.messages.append(message),
+    async readRange(conversationId, options) {
+      const page = await store.messages.readRange(conversationId, options);
+      if (hiddenSeq === undefined || readsLeftHidden === 0) return page;
+      readsLeftHidden--;
+      return page.filter((message) => message.seq !== hiddenSeq);
+    },
+  };
+  const inner = createMemoryBus();
+  let heldSeq: bigint | undefined;
+  let held: { userIds: readonly string[]; event: BusEvent } | undefined;
+  const bus: EventBus = {
+    async publish(userIds, event) {
+      if (event.kind === "message" && event.message.seq === heldSeq) {
+        held = { userIds, event };
+        return;
+      }
+      await inner.publish(userIds, event);
+      if (held && event.kind === "message") {
+        const late = held;
+        held = undefined;
+        await inner.publish(late.userIds, late.event);
+      }
+    },
+    subscribe: (userId, options) => inner.subscribe(userId, options),
+    close: () => inner.close(),
+  };
+  const messaging = createMessagingService({ accounts: store.accounts, conversations: store.conversations, messages, bus });
+  const presence = createMemoryPresence({ timeoutMs: 60_000 });
+  const session = {
+    messaging,
+    sync: createSyncService({ conversations: store.conversations, messages, receipts: store.receipts, messaging, bus }),
+    typing: createTypingNotifier({ conversations: store.conversations, bus, throttleMs: 0, ttlMs: 5_000 }),
+    presence,
+    bus,
+    helloTimeoutMs: 5_000,
+    heartbeatIntervalMs: 60_000,
+    outboundLimit: 1_000,
+    catchUpPageSize: 100,
+    maxResumeCursors: 100,
+  };
+  return {
+    store,
+    messaging,
+    session,
+    /** The message with this seq is published after the next one, and stays unreadable for `reads` reads. */
+    lag(seq: bigint, reads: number) {
+      hiddenSeq = seq;
+      heldSeq = seq;
+      readsLeftHidden = reads;
+    },
+    async close() {
+      await bus.close();
+      await presence.close?.();
+      await store.close();
+    },
+  };
+}
+
+async function messagesOf(frames: AsyncGenerator<ServerFrame>, count: number): Promise<bigint[]> {
+  const seqs: bigint[] = [];
+  const deadline = Date.now() + 5_000;
+  while (seqs.length < count) {
+    const next = await Promise.race([frames.next(), new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), deadline - Date.now()))]);
+    if (next === "timeout") throw new Error(`only ${seqs.length} of ${count} messages within 5 s: ${seqs.join(", ")}`);
+    if (next.done) throw new Error(`the session ended after ${seqs.join(", ")}`);
+    const frame = next.value.frame;
+    if (frame?.case === "message") seqs.push(frame.value.seq ?? 0n);
+  }
+  return seqs;
+}
+
+describe("device session", () => {
+  let world: ReturnType<typeof laggingWorld> | undefined;
+  afterEach(async () => {
+    await world?.close();
+    world = undefined;
+  });
+
+  it("delivers a message the store showed late and the bus handed over after its successor: in order, none lost", async () => {
+    world = laggingWorld();
+    await world.store.conversations.ensureDirectConversation(CONVERSATION, [alice.userId, bob.userId], new Date());
+    const requests = new AsyncQueue<StreamRequest>();
+    requests.push(create(StreamRequestSchema, { frame: { case: "hello", value: { clientVersion: "test" } } }));
+    const abort = new AbortController();
+    const frames = runDeviceSession(world.session, bob, requests, abort.signal);
+    expect((await frames.next()).value?.frame?.case).toBe("ready");
+
+    const send = (text: string) =>
+      world!.messaging.send(alice, { clientMsgId: `client-${text}-0001`, to: { case: "conversationId", value: CONVERSATION }, text });
+    await send("one");
+    // Seq 2 is stored but unreadable for the next two reads, and its event comes after seq 3's.
+    world.lag(2n, 2);
+    await send("two");
+    await send("three");
+    await send("four");
+
+    expect(await messagesOf(frames, 4)).toEqual([1n, 2n, 3n, 4n]);
+    abort.abort();
+    await frames.return(undefined);
+  });
+});
