@@ -126,4 +126,19 @@ describe("device session", () => {
     abort.abort();
     await frames.return(undefined);
   });
+
+  it("delivers the first message of a conversation that began after the stream opened", async () => {
+    world = laggingWorld();
+    const requests = new AsyncQueue<StreamRequest>();
+    requests.push(create(StreamRequestSchema, { frame: { case: "hello", value: { clientVersion: "test" } } }));
+    const abort = new AbortController();
+    const frames = runDeviceSession(world.session, bob, requests, abort.signal);
+    expect((await frames.next()).value?.frame?.case).toBe("ready");
+    await world.store.conversations.ensureDirectConversation(CONVERSATION, [alice.userId, bob.userId], new Date());
+    await world.messaging.send(alice, { clientMsgId: "client-first-0001", to: { case: "conversationId", value: CONVERSATION }, text: "first" });
+    // On its own, before anything else is sent that would make the stream read the store.
+    expect(await messagesOf(frames, 1)).toEqual([1n]);
+    abort.abort();
+    await frames.return(undefined);
+  });
 });

@@ -296,7 +296,7 @@ export async function* runDeviceSession(
     if (last !== undefined && message.seq <= last) return;
     if (last === undefined || message.seq > last + 1n) yield* catchUp(message.conversationId, message.seq);
     // Otherwise an earlier seq is not readable yet: this one comes from the store, in order, after it.
-    if (delivered.get(message.conversationId) === message.seq - 1n) yield delivering(message);
+    if ((delivered.get(message.conversationId) ?? 0n) === message.seq - 1n) yield delivering(message);
   }
 
   function followsDelivered(message: StoredMessage): boolean {
