@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
+import { startEvalWorker } from "./eval-worker.js";
 
 /**
  * Copies the WAL into the database file from a connection of its own on a worker thread. SQLite's
@@ -36,14 +36,11 @@ parentPort.on("message", () => {
 `;
 
 export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: {
-      driver: createRequire(import.meta.url).resolve("better-sqlite3"),
-      path: options.path,
-      intervalMs: options.intervalMs,
-      busyTimeoutMs: options.busyTimeoutMs,
-    },
+  const worker = startEvalWorker(WORKER_SOURCE, {
+    driver: createRequire(import.meta.url).resolve("better-sqlite3"),
+    path: options.path,
+    intervalMs: options.intervalMs,
+    busyTimeoutMs: options.busyTimeoutMs,
   });
   let stopping = false;
   worker.unref();

@@ -1,5 +1,5 @@
 import type { Database } from "better-sqlite3";
-import type { AttachmentRef, MessageKindName, NewMessage, StoredMessage } from "../../services/ports/index.js";
+import type { AppendResult, AttachmentRef, MessageKindName, NewMessage, StoredMessage } from "../../services/ports/index.js";
 import { storedFromNew, withOptional } from "../store-common/stored-message.js";
 
 export interface MessageRow {
@@ -54,6 +54,8 @@ export interface SqliteLog {
    * conversation.
    */
   appendNext(message: NewMessage): StoredMessage;
+  /** A user's send: the message already stored under its idempotency key, or appendNext. */
+  appendOnce(message: NewMessage): AppendResult;
   /** Inserts a move of the user's read watermark to `seq` if that is past it; returns whether it moved. */
   moveReadMark(conversationId: string, userId: string, seq: bigint, at: number): boolean;
   /** The user's read watermark, 0 when none. */
@@ -93,31 +95,42 @@ export function createSqliteLog(db: Database): SqliteLog {
     return true;
   }
 
+  function appendNext(message: NewMessage): StoredMessage {
+    const seq = takeSeq.get(message.conversationId);
+    if (seq === undefined) throw new UnknownConversationError(message.conversationId);
+    const stored = storedFromNew(message, seq);
+    insert.run({
+      conversationId: stored.conversationId,
+      seq,
+      messageId: stored.messageId,
+      senderUserId: stored.senderUserId,
+      senderDeviceId: stored.senderDeviceId,
+      clientMsgId: stored.clientMsgId,
+      kind: stored.kind,
+      text: stored.text,
+      sentAt: stored.sentAt.getTime(),
+      systemJson: stored.systemJson ?? null,
+      attachmentsJson: stored.attachments ? JSON.stringify(stored.attachments) : null,
+    });
+    // Whoever writes has read up to what they wrote.
+    moveReadMark(stored.conversationId, stored.senderUserId, seq, stored.sentAt.getTime());
+    return stored;
+  }
+
+  function storedByKey(senderUserId: string, clientMsgId: string): StoredMessage | undefined {
+    const row = findByKey.get(senderUserId, clientMsgId);
+    return row && messageFromRow(row);
+  }
+
   return {
-    findByKey(senderUserId, clientMsgId) {
-      const row = findByKey.get(senderUserId, clientMsgId);
-      return row && messageFromRow(row);
-    },
-    appendNext(message) {
-      const seq = takeSeq.get(message.conversationId);
-      if (seq === undefined) throw new UnknownConversationError(message.conversationId);
-      const stored = storedFromNew(message, seq);
-      insert.run({
-        conversationId: stored.conversationId,
-        seq,
-        messageId: stored.messageId,
-        senderUserId: stored.senderUserId,
-        senderDeviceId: stored.senderDeviceId,
-        clientMsgId: stored.clientMsgId,
-        kind: stored.kind,
-        text: stored.text,
-        sentAt: stored.sentAt.getTime(),
-        systemJson: stored.systemJson ?? null,
-        attachmentsJson: stored.attachments ? JSON.stringify(stored.attachments) : null,
-      });
-      // Whoever writes has read up to what they wrote.
-      moveReadMark(stored.conversationId, stored.senderUserId, seq, stored.sentAt.getTime());
-      return stored;
+    findByKey: storedByKey,
+    appendNext,
+    appendOnce(message) {
+      // Sees the rows written earlier in this same batch too, so a repeat within one flush resolves
+      // to the first of them.
+      const original = storedByKey(message.senderUserId, message.clientMsgId);
+      if (original) return { message: original, duplicate: true };
+      return { message: appendNext(message), duplicate: false };
     },
     moveReadMark,
     readSeq,

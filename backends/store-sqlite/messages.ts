@@ -1,7 +1,6 @@
 import type { Database } from "better-sqlite3";
 import type { AppendResult, MessageStore, NewMessage, ReadRangeOptions } from "../../services/ports/index.js";
-import { MESSAGE_COLUMNS, messageFromRow, type MessageRow, type SqliteLog } from "./log.js";
-import type { SqliteWriter } from "./writer.js";
+import { MESSAGE_COLUMNS, messageFromRow, type MessageRow } from "./log.js";
 
 export { UnknownConversationError } from "./log.js";
 
@@ -9,7 +8,7 @@ export { UnknownConversationError } from "./log.js";
 const MAX_INT64 = 2n ** 63n - 1n;
 
 /** Expects `db.defaultSafeIntegers(true)`: seqs are read as bigint. */
-export function createSqliteMessages(db: Database, log: SqliteLog, writer: SqliteWriter): MessageStore {
+export function createSqliteMessages(db: Database, append: (message: NewMessage) => Promise<AppendResult>): MessageStore {
   const readAscending = db.prepare<[string, bigint, bigint, number], MessageRow>(
     `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`,
   );
@@ -17,18 +16,8 @@ export function createSqliteMessages(db: Database, log: SqliteLog, writer: Sqlit
     `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
   );
 
-  function appendOne(message: NewMessage): AppendResult {
-    // Sees the rows written earlier in this same batch too, so a repeat within one flush resolves
-    // to the first of them.
-    const original = log.findByKey(message.senderUserId, message.clientMsgId);
-    if (original) return { message: original, duplicate: true };
-    return { message: log.appendNext(message), duplicate: false };
-  }
-
   return {
-    append(message) {
-      return writer.submit(() => appendOne(message));
-    },
+    append,
     async readRange(conversationId, options: ReadRangeOptions) {
       const { limit, newest = false } = options;
       if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`limit must be a non-negative integer, got ${limit}`);

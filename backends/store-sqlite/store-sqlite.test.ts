@@ -113,6 +113,22 @@ describe("SQLite engine", () => {
       expect(inMainFile()).toBe(20);
     });
 
+    // Fails with appendThread: false, where the commit waits for this thread's event loop.
+    it("commits sends on the append thread while the gateway's thread is busy", async () => {
+      for (const appendThread of [true, false]) {
+        const { path, store } = await storeWithConversation({ appendThread });
+        const reader = track(new Database(path, { readonly: true }));
+        const count = () => Number(reader.prepare("SELECT count(*) FROM messages").pluck().get());
+        const appended = Array.from({ length: 20 }, () => store.messages.append(message("d_1")));
+        await Promise.resolve(); // the sends cross to the thread in a microtask
+        // Never yields: only another thread can commit meanwhile.
+        const deadline = Date.now() + (appendThread ? 5_000 : 300);
+        while (count() < 20 && Date.now() < deadline);
+        expect({ appendThread, committedMeanwhile: count() }).toEqual({ appendThread, committedMeanwhile: appendThread ? 20 : 0 });
+        expect((await Promise.all(appended)).map((r) => r.message.seq)).toEqual(Array.from({ length: 20 }, (_, i) => BigInt(i + 1)));
+      }
+    });
+
     it("resolves an append only once another connection can read it, and not before", async () => {
       const { path, store } = await storeWithConversation();
       const reader = track(new Database(path, { readonly: true }));
@@ -232,9 +248,12 @@ describe("SQLite engine", () => {
       return { path, store };
     }
 
-    for (const maxBatch of [1_000, 7]) {
-      it(`sequences appends and membership changes in call order (maxBatch ${maxBatch})`, async () => {
-        const { store } = await storeWithGroup({ maxBatch });
+    // One writer takes them in call order; with the append thread, sends and membership changes are
+    // two writers ordered by SQLite's lock, so concurrent calls may interleave, but every seq is taken
+    // once and the membership is recorded at the seq its change got.
+    for (const [maxBatch, appendThread] of [[1_000, false], [7, false], [1_000, true]] as const) {
+      it(`sequences appends and membership changes ${appendThread ? "gaplessly on two writers" : "in call order"} (maxBatch ${maxBatch})`, async () => {
+        const { store } = await storeWithGroup({ maxBatch, appendThread });
         const calls: Array<Promise<StoredMessage>> = [];
         for (let i = 0; i < 300; i++) {
           calls.push(
@@ -244,8 +263,12 @@ describe("SQLite engine", () => {
           );
         }
         const results = await Promise.all(calls);
-        expect(results.map((m) => m.seq)).toEqual(results.map((_, i) => BigInt(i + 2)));
+        const seqs = results.map((m) => m.seq);
+        const expected = results.map((_, i) => BigInt(i + 2));
+        expect(appendThread ? [...seqs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) : seqs).toEqual(expected);
         expect((await store.conversations.getMember("g_1", "u_7"))?.joinedSeq).toBe(results[7].seq);
+        const stored = await store.messages.readRange("g_1", { limit: 1_000 });
+        expect(stored.map((m) => m.seq)).toEqual([1n, ...expected]);
       });
     }
 

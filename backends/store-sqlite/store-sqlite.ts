@@ -1,8 +1,9 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import Database from "better-sqlite3";
-import type { ChatStore } from "../../services/ports/index.js";
+import type { ChatStore, NewMessage } from "../../services/ports/index.js";
 import { createSqliteAccounts } from "./accounts.js";
+import { startAppendThread, type AppendThread } from "./append-thread.js";
+import { openConnection } from "./connection.js";
 import { createSqliteConversations } from "./conversations.js";
 import { createSqliteLog } from "./log.js";
 import { createSqliteMessages } from "./messages.js";
@@ -16,8 +17,15 @@ export interface SqliteStoreOptions {
   readonly path: string;
   /** How long a write waits for another connection's lock before failing. */
   readonly busyTimeoutMs?: number;
-  /** Most writes (appends, group changes) committed by one group-commit transaction. */
+  /** Most writes (appends, group changes) committed by one group-commit transaction, on each writer. */
   readonly maxBatch?: number;
+  /**
+   * Users' sends are committed on a thread of their own (default; a file store only). False keeps
+   * them on the main thread's writer.
+   */
+  readonly appendThread?: boolean;
+  /** Told if the append thread stops by itself; sends then run on the main thread. */
+  readonly onAppendThreadStopped?: (error: Error) => void;
 }
 
 /** What the connection actually runs with, read back from SQLite (for tests and diagnostics). */
@@ -38,39 +46,30 @@ export interface SqliteStore extends ChatStore {
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 const CHECKPOINT_INTERVAL_MS = 200;
 const SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES = 1_000;
-// After a checkpoint the WAL file is truncated back to this instead of keeping the size of the
-// largest burst it ever held.
-const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
-/** The embedded engine: one SQLite file, one connection, durable before anything is acknowledged. */
+/**
+ * The embedded engine: one SQLite file, durable before anything is acknowledged. The gateway thread
+ * has one connection; users' sends commit on the append thread's, checkpoints run on a third.
+ */
 export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const { path, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS, maxBatch = DEFAULT_MAX_BATCH } = options;
   const inMemory = path === ":memory:";
   if (!inMemory) mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
+  const db = openConnection(path, busyTimeoutMs);
   try {
-    // First, so that switching the journal mode below already waits for other connections.
-    db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
-    const journalMode = String(db.pragma("journal_mode = WAL", { simple: true }));
-    if (journalMode !== "wal" && !inMemory) throw new Error(`SQLite refused WAL mode for ${path} (journal_mode is ${journalMode})`);
-    // FULL: in WAL mode NORMAL may lose the last commits on power loss, and an ack promises the
-    // message survives. The writer's batches commit with NORMAL and fsync the WAL off the event loop
-    // before anything in them is acknowledged (writer.ts).
-    db.pragma("synchronous = FULL");
-    db.pragma("foreign_keys = ON");
-    db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
-    // Seqs are uint64 on the wire; reading every integer as bigint means none is ever rounded, and
-    // the row mappers turn the timestamps back into numbers.
-    db.defaultSafeIntegers(true);
     migrate(db);
   } catch (error) {
     db.close();
     throw error;
   }
 
-  // Every write that takes a seq (appends, group creation, membership changes) goes through the
-  // one writer, so they are sequenced in call order and share their batch's fsync.
+  // The writes here that take a seq (group creation, membership changes, and sends when there is no
+  // append thread) go through one writer, so they are sequenced in call order and share their
+  // batch's fsync.
   const writer = createSqliteWriter(db, maxBatch);
+  const log = createSqliteLog(db);
+  const appendHere = (message: NewMessage) => writer.submit(() => log.appendOnce(message));
+  let appendThread: AppendThread | undefined;
   let checkpointer: Checkpointer | undefined;
   if (!inMemory) {
     db.pragma("wal_autocheckpoint = 0");
@@ -79,21 +78,30 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       intervalMs: CHECKPOINT_INTERVAL_MS,
       busyTimeoutMs,
       onFailure: () => {
-        if (!closed) db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES}`);
+        if (closed) return;
+        db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES}`);
+        appendThread?.enableAutoCheckpoint();
       },
     });
+    if (options.appendThread !== false) {
+      appendThread = startAppendThread({
+        settings: { path, busyTimeoutMs, maxBatch, autoCheckpoint: false },
+        fallback: appendHere,
+        onStopped: (error) => options.onAppendThreadStopped?.(error),
+      });
+    }
   }
-  const log = createSqliteLog(db);
   let closed = false;
 
   return {
     accounts: createSqliteAccounts(db),
     conversations: createSqliteConversations(db, log, writer),
-    messages: createSqliteMessages(db, log, writer),
+    messages: createSqliteMessages(db, appendThread ? (message) => appendThread.append(message) : appendHere),
     receipts: createSqliteReceipts(db, log),
     async close() {
       if (closed) return;
       closed = true;
+      await appendThread?.close();
       writer.close();
       await checkpointer?.stop();
       db.close();
