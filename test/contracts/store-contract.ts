@@ -910,6 +910,8 @@ export function describeStoreContract(
         const [alice] = await users("alice");
         const phone = device(alice, "hash-1");
         await store.accounts.createDevice(phone);
+        // Read once before the revocation: an engine that keeps devices in memory must drop it.
+        expect(await store.accounts.getDevice(phone.deviceId)).toEqual(phone);
         await store.accounts.revokeDevice(phone.deviceId, at(500));
         expect(await store.accounts.getDevice(phone.deviceId)).toEqual({ ...phone, revokedAt: at(500) });
         expect(await store.accounts.rotateRefreshToken(phone.deviceId, "hash-1", "hash-2", at(1))).toBe(false);
