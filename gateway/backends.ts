@@ -47,9 +47,15 @@ export function parseCassandraUrl(url: string) {
   };
 }
 
-async function openStore(config: GatewayConfig): Promise<ChatStore> {
+async function openStore(config: GatewayConfig, logger: Logger): Promise<ChatStore> {
   const url = config.storeUrl;
-  if (url.startsWith("sqlite:")) return createSqliteStore({ path: url.slice("sqlite:".length) });
+  if (url.startsWith("sqlite:")) {
+    return createSqliteStore({
+      path: url.slice("sqlite:".length),
+      onAppendThreadStopped: (error) =>
+        logger.error({ err: error }, "the SQLite append thread stopped; sends now commit on the main thread (slower). Restart the gateway to get it back"),
+    });
+  }
   if (url.startsWith("cassandra://")) {
     const { createCassandraStore } = await import("../backends/store-cassandra/index.js");
     return createCassandraStore(parseCassandraUrl(url));
@@ -124,7 +130,7 @@ export async function openBackends(config: GatewayConfig, logger: Logger, hooks:
     ? await openRedisParts(config, config.presenceUrl, logger)
     : openMemoryParts(config);
   const bus = await openBus(config, sessions, logger);
-  const store = await openStore(config);
+  const store = await openStore(config, logger);
   const { blobs, localBlobs } = await openBlobs(config, hooks);
   const { push, pushSenders, vapid } = openPush(config);
   return {
