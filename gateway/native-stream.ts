@@ -9,7 +9,7 @@ import { MessagingService, StreamRequestSchema, StreamResponseSchema, type Strea
 import type { Principal } from "../services/accounts/index.js";
 import type { ServerFrame } from "../services/messaging/index.js";
 import { bearerTokenOf } from "./authenticate.js";
-import { openDeviceStream, type DeviceStreamDeps, type OpenDeviceStream } from "./handlers/device-stream.js";
+import { openDeviceStream, type DeviceStreamCall, type DeviceStreamDeps, type OpenDeviceStream } from "./handlers/device-stream.js";
 import { requestIdFrom } from "./request-id.js";
 
 /**
@@ -99,18 +99,7 @@ function serve(options: NativeStreamOptions, stream: ServerHttp2Stream, headers:
     abort.abort();
   });
 
-  const call = {
-    authenticate: () => options.authenticate(bearerTokenOf(headerValue(headers.authorization))),
-    requests,
-    signal: abort.signal,
-    surface: wire,
-    handler: "native",
-    streamId: requestIdFrom(headerValue(headers["x-request-id"])),
-    reset: () => {
-      // ENHANCE_YOUR_CALM: the peer is taking too little, the same verdict as SLOW_CONSUMER.
-      if (!stream.destroyed) stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    },
-  } as const;
+  const call = new NativeCall(options, stream, headerValue(headers.authorization), requests, abort.signal, wire, requestIdFrom(headerValue(headers["x-request-id"])));
 
   void (async () => {
     let error: unknown;
@@ -134,6 +123,30 @@ function serve(options: NativeStreamOptions, stream: ServerHttp2Stream, headers:
     if (error === undefined && abort.signal.reason instanceof ConnectError) error = abort.signal.reason;
     finish(options, stream, wire, error);
   })();
+}
+
+/** A class, not an object of closures: one of these lives as long as each idle device's stream. */
+class NativeCall implements DeviceStreamCall {
+  readonly handler = "native";
+
+  constructor(
+    private readonly options: NativeStreamOptions,
+    private readonly stream: ServerHttp2Stream,
+    private readonly authorization: string | null,
+    readonly requests: InboundFrames,
+    readonly signal: AbortSignal,
+    readonly surface: Wire,
+    readonly streamId: string,
+  ) {}
+
+  authenticate(): Promise<Principal> {
+    return this.options.authenticate(bearerTokenOf(this.authorization));
+  }
+
+  reset(): void {
+    // ENHANCE_YOUR_CALM: the peer is taking too little, the same verdict as SLOW_CONSUMER.
+    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  }
 }
 
 const headerValue = (value: string | string[] | undefined): string | null => (Array.isArray(value) ? (value[0] ?? null) : (value ?? null));

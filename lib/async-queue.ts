@@ -3,7 +3,7 @@
  * the queue ends with the error from `onOverflow`, because every stream in this system can be rebuilt
  * from the store, and a producer that waited would let one slow reader stall everyone else.
  */
-export class AsyncQueue<T> implements AsyncIterable<T> {
+export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private items: T[] = [];
   private head = 0;
   private waiting: ((result: IteratorResult<T>) => void) | undefined;
@@ -50,6 +50,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     return true;
   }
 
+  /** Ends the queue cleanly: a bus subscription is the queue itself, without closures around it. */
+  close(): void {
+    this.end();
+  }
+
   /** Ends the queue. Buffered items are still delivered before a clean end; an error ends at once. */
   end(error?: Error): void {
     if (this.ended) return;
@@ -88,18 +93,21 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     });
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<T> {
-    return {
-      next: () => this.next(),
-      return: () => {
-        this.end();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-      // Connect's clients abort a request stream through throw(); the queue just ends.
-      throw: () => {
-        this.end();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-    };
+  return(): Promise<IteratorResult<T>> {
+    this.end();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /** Connect's clients abort a request stream through throw(); the queue just ends. */
+  throw(): Promise<IteratorResult<T>> {
+    return this.return();
+  }
+
+  /**
+   * The queue is its own iterator (it has one consumer): a gateway holds two queues per idle device,
+   * and an iterator object of three closures each was about 1.5 KB per device under tsx.
+   */
+  [Symbol.asyncIterator](): this {
+    return this;
   }
 }

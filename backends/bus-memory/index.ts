@@ -32,11 +32,7 @@ export function createMemoryBus(): EventBus {
       if (!set) subscribers.set(userId, (set = new Set()));
       set.add(queue);
       void queue.closed.then(() => remove(userId, queue));
-      return {
-        [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
-        close: () => queue.end(),
-        closed: queue.closed,
-      };
+      return queue;
     },
     async close() {
       for (const set of subscribers.values()) for (const queue of set) queue.end();

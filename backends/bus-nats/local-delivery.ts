@@ -40,11 +40,7 @@ export function createLocalDelivery(): LocalDelivery {
         set.add(queue);
         void queue.closed.then(() => remove(userId, queue));
       }
-      return {
-        [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
-        close: () => queue.end(),
-        closed: queue.closed,
-      };
+      return queue;
     },
     deliver(userIds, event) {
       for (const userId of userIds) {

@@ -2,7 +2,7 @@ import { Code } from "@connectrpc/connect";
 import { ErrorReason } from "../../gen/chat/v1/errors_pb.js";
 import type { StreamRequest } from "../../gen/chat/v1/messaging_pb.js";
 import type { Principal } from "../../services/accounts/index.js";
-import { runDeviceSession, type DeviceSessionOptions, type ServerFrame } from "../../services/messaging/index.js";
+import { runDeviceSession, type DeviceSessionOptions, type ServerFrame, type SessionOrigin } from "../../services/messaging/index.js";
 import type { SessionRegistry, Surface } from "../../services/ports/index.js";
 import type { CountError } from "../connect-errors.js";
 import type { Logger } from "../logger.js";
@@ -22,7 +22,7 @@ export interface DeviceStreamDeps {
 
 /** One device stream as both transports see it: the Connect router's and the hand-written HTTP/2 one. */
 export interface DeviceStreamCall {
-  readonly authenticate: () => Promise<Principal>;
+  authenticate(): Promise<Principal>;
   readonly requests: AsyncIterable<StreamRequest>;
   readonly signal: AbortSignal;
   readonly surface: Surface;
@@ -30,7 +30,7 @@ export interface DeviceStreamCall {
   readonly handler: "router" | "native";
   readonly streamId: string;
   /** Cuts the transport stream; absent where the transport cannot. */
-  readonly reset: (() => void) | undefined;
+  readonly reset?: (() => void) | undefined;
 }
 
 /** A device stream past authentication and registration: its session's frames, and how to end it. */
@@ -46,34 +46,54 @@ export interface OpenDeviceStream {
  * gateway, and one committed before it is in what the session reads.
  */
 export async function openDeviceStream(deps: DeviceStreamDeps, call: DeviceStreamCall): Promise<OpenDeviceStream> {
-  const { logger, sessions } = deps;
   const principal = await call.authenticate();
-  await sessions.register(principal.userId, principal.deviceId);
-  const opened = Date.now();
-  logger.info({ event: "stream_open", streamId: call.streamId, surface: call.surface, handler: call.handler, userId: principal.userId, deviceId: principal.deviceId }, "device stream opened");
-  let resetTimer: NodeJS.Timeout | undefined;
+  await deps.sessions.register(principal.userId, principal.deviceId);
+  return new DeviceStream(deps, call, principal);
+}
+
+/**
+ * Also the session's origin: its slow-consumer hook is a method here, not a closure per stream (a
+ * gateway holds tens of thousands of idle ones).
+ */
+class DeviceStream implements OpenDeviceStream, SessionOrigin {
+  readonly frames: AsyncGenerator<ServerFrame>;
+  readonly surface: Surface;
+  readonly streamId: string;
+  private readonly opened = Date.now();
+  private resetTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly deps: DeviceStreamDeps,
+    private readonly call: DeviceStreamCall,
+    private readonly principal: Principal,
+  ) {
+    this.surface = call.surface;
+    this.streamId = call.streamId;
+    deps.logger.info(
+      { event: "stream_open", streamId: call.streamId, surface: call.surface, handler: call.handler, userId: principal.userId, deviceId: principal.deviceId },
+      "device stream opened",
+    );
+    this.frames = runDeviceSession(deps.session, principal, call.requests, call.signal, this);
+  }
+
   // The transport holds the session parked at a frame it cannot write, so it would never end it:
   // the reset ends it from here, which runs the session's cleanup (presence, subscriptions).
-  const onSlowConsumer = () => {
-    if (resetTimer || !call.reset) return;
-    const reset = call.reset;
-    resetTimer = setTimeout(() => {
-      logger.info({ event: "stream_reset", streamId: call.streamId, reason: "slow_consumer" }, "device stopped reading: its stream is reset");
-      deps.countError?.(Code.ResourceExhausted, ErrorReason.SLOW_CONSUMER);
-      reset();
-      void frames.return(undefined).catch(() => undefined);
-    }, deps.slowConsumerGraceMs);
-    resetTimer.unref();
-  };
-  const frames = runDeviceSession(deps.session, principal, call.requests, call.signal, { surface: call.surface, streamId: call.streamId, onSlowConsumer });
-  return {
-    frames,
-    async close() {
-      clearTimeout(resetTimer);
-      logger.info({ event: "stream_close", streamId: call.streamId, surface: call.surface, durationMs: Date.now() - opened }, "device stream closed");
-      await sessions.unregister(principal.userId, principal.deviceId);
-    },
-  };
+  onSlowConsumer(): void {
+    if (this.resetTimer || !this.call.reset) return;
+    this.resetTimer = setTimeout(() => {
+      this.deps.logger.info({ event: "stream_reset", streamId: this.streamId, reason: "slow_consumer" }, "device stopped reading: its stream is reset");
+      this.deps.countError?.(Code.ResourceExhausted, ErrorReason.SLOW_CONSUMER);
+      this.call.reset?.();
+      void this.frames.return(undefined).catch(() => undefined);
+    }, this.deps.slowConsumerGraceMs);
+    this.resetTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.resetTimer);
+    this.deps.logger.info({ event: "stream_close", streamId: this.streamId, surface: this.surface, durationMs: Date.now() - this.opened }, "device stream closed");
+    await this.deps.sessions.unregister(this.principal.userId, this.principal.deviceId);
+  }
 }
 
 /** The same as one generator, for the Connect router. */

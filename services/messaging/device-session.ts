@@ -8,6 +8,7 @@ import {
   BusOverflowError,
   noTelemetry,
   type BusEvent,
+  type BusSubscription,
   type EventBus,
   type PresenceRegistry,
   type PresenceState,
@@ -104,157 +105,194 @@ function messageFrameOf(message: StoredMessage): ServerFrame {
  * at or below the delivered seq is dropped, one beyond the next expected seq is preceded by the
  * missing range read from the store (cut to what the member may see).
  */
-export async function* runDeviceSession(
+export function runDeviceSession(
   options: DeviceSessionOptions,
   principal: Principal,
   requests: AsyncIterable<StreamRequest>,
   signal: AbortSignal,
   origin: SessionOrigin = { surface: "connect" },
 ): AsyncGenerator<ServerFrame> {
-  const { messaging, bus, presence } = options;
-  const telemetry = options.telemetry ?? noTelemetry;
-  const inbound = requests[Symbol.asyncIterator]();
-  const hello = await firstFrame(inbound, options.helloTimeoutMs, signal);
+  return new DeviceSession(options, principal, requests, signal, origin).frames();
+}
 
-  const subscription = bus.subscribe(principal.userId, { bufferLimit: options.outboundLimit });
-  const stalled = () => {
-    const error = slowConsumer(options.outboundLimit);
-    origin.onSlowConsumer?.(error);
-    return error;
-  };
-  const work = new AsyncQueue<Work>(options.outboundLimit, stalled);
-  const delivered = new Map<string, bigint>();
-  let presenceWatch: PresenceWatch | undefined;
-  let closedByClient = false;
-  let lastReconciled = Date.now();
-  let retryTimer: NodeJS.Timeout | undefined;
-  let retryDelayMs = 0;
-  const onAbort = () => work.end();
-  signal.addEventListener("abort", onAbort, { once: true });
-  const onShutdown = () => {
-    work.push({ reply: { frame: { case: "goAway", value: { reason: "server draining", reconnectAfterMs: options.reconnectAfterMs ?? 0 } } } });
-    work.push({ end: true });
-  };
+/**
+ * A class rather than closures: a gateway holds tens of thousands of idle sessions, and methods are
+ * shared where inner functions were a dozen closures per session (each with a property table for
+ * its name under tsx).
+ */
+class DeviceSession {
+  private readonly telemetry: Telemetry;
+  private inbound!: AsyncIterator<StreamRequest>;
+  /** The seq delivered last, per conversation. */
+  private readonly delivered = new Map<string, bigint>();
+  private subscription!: BusSubscription;
+  private work!: AsyncQueue<Work>;
+  private presenceWatch: PresenceWatch | undefined;
+  private closedByClient = false;
+  private lastReconciled = Date.now();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = 0;
 
-  try {
-    telemetry.deviceConnected(origin.surface);
-    await presence.heartbeat(principal.userId, principal.deviceId);
-    const heads = await messaging.heads(principal.userId);
-    yield {
-      frame: {
-        case: "ready",
-        value: {
-          userId: principal.userId,
-          deviceId: principal.deviceId,
-          heads: heads.map((head) => ({ conversationId: head.conversationId, seq: head.lastSeq })),
-          heartbeatIntervalMs: options.heartbeatIntervalMs,
-          serverTime: timestampNow(),
+  constructor(
+    private readonly options: DeviceSessionOptions,
+    private readonly principal: Principal,
+    private readonly requests: AsyncIterable<StreamRequest>,
+    private readonly signal: AbortSignal,
+    private readonly origin: SessionOrigin,
+  ) {
+    this.telemetry = options.telemetry ?? noTelemetry;
+  }
+
+  async *frames(): AsyncGenerator<ServerFrame> {
+    const { options, principal, telemetry, delivered, signal } = this;
+    const { messaging, bus, presence } = options;
+    this.inbound = this.requests[Symbol.asyncIterator]();
+    const hello = await firstFrame(this.inbound, options.helloTimeoutMs, signal);
+
+    this.subscription = bus.subscribe(principal.userId, { bufferLimit: options.outboundLimit });
+    this.work = new AsyncQueue<Work>(options.outboundLimit, () => this.stalled());
+    // The session itself listens (handleEvent): no closure per session.
+    signal.addEventListener("abort", this, { once: true });
+
+    try {
+      telemetry.deviceConnected(this.origin.surface);
+      await presence.heartbeat(principal.userId, principal.deviceId);
+      const heads = await messaging.heads(principal.userId);
+      yield {
+        frame: {
+          case: "ready",
+          value: {
+            userId: principal.userId,
+            deviceId: principal.deviceId,
+            heads: heads.map((head) => ({ conversationId: head.conversationId, seq: head.lastSeq })),
+            heartbeatIntervalMs: options.heartbeatIntervalMs,
+            serverTime: timestampNow(),
+          },
         },
-      },
-    };
+      };
 
-    if (hello.resume) {
-      const cursors = readCursors(hello.resume.cursors, options.maxResumeCursors);
-      for (const head of heads) {
-        const from = cursors.get(head.conversationId);
-        if (from !== undefined) delivered.set(head.conversationId, from);
-        if (head.lastSeq > (from ?? 0n)) yield* catchUp(head.conversationId, head.lastSeq + 1n);
+      if (hello.resume) {
+        const cursors = readCursors(hello.resume.cursors, options.maxResumeCursors);
+        for (const head of heads) {
+          const from = cursors.get(head.conversationId);
+          if (from !== undefined) delivered.set(head.conversationId, from);
+          if (head.lastSeq > (from ?? 0n)) yield* this.catchUp(head.conversationId, head.lastSeq + 1n);
+        }
+        yield { frame: { case: "caughtUp", value: {} } };
+      } else {
+        for (const head of heads) delivered.set(head.conversationId, head.lastSeq);
       }
-      yield { frame: { case: "caughtUp", value: {} } };
-    } else {
-      for (const head of heads) delivered.set(head.conversationId, head.lastSeq);
-    }
 
-    void pumpBus();
-    void pumpInbound();
-    if (options.shutdown?.aborted) onShutdown();
-    else options.shutdown?.addEventListener("abort", onShutdown, { once: true });
+      void this.pumpBus();
+      void this.pumpInbound();
+      if (options.shutdown?.aborted) this.drain();
+      else options.shutdown?.addEventListener("abort", this, { once: true });
 
-    for await (const item of work) {
-      if ("reply" in item) yield item.reply;
-      else if ("end" in item) return;
-      else if ("reconcile" in item) yield* reconcile();
-      else if ("presence" in item) yield { frame: { case: "presence", value: toPresenceView(item.presence) } };
-      // The common case, a conversation's next message, is yielded here rather than through the
-      // nested generators below: each level of them costs promises and a microtask per frame.
-      else if (item.bus.kind === "message" && followsDelivered(item.bus.message)) yield delivering(item.bus.message);
-      else yield* deliverLive(item.bus);
+      for await (const item of this.work) {
+        if ("reply" in item) yield item.reply;
+        else if ("end" in item) return;
+        else if ("reconcile" in item) yield* this.reconcile();
+        else if ("presence" in item) yield { frame: { case: "presence", value: toPresenceView(item.presence) } };
+        // The common case, a conversation's next message, is yielded here rather than through the
+        // nested generators below: each level of them costs promises and a microtask per frame.
+        else if (item.bus.kind === "message" && this.followsDelivered(item.bus.message)) yield this.delivering(item.bus.message);
+        else yield* this.deliverLive(item.bus);
+      }
+    } finally {
+      signal.removeEventListener("abort", this);
+      options.shutdown?.removeEventListener("abort", this);
+      clearTimeout(this.retryTimer);
+      this.subscription.close();
+      if (this.presenceWatch) {
+        this.presenceWatch.close();
+        telemetry.presenceWatchEnded();
+      }
+      telemetry.deviceDisconnected(this.origin.surface);
+      this.work.end();
+      // A device that said goodbye goes offline now; one that vanished keeps the user online until its
+      // heartbeat times out, so a dropped connection that comes straight back does not flicker.
+      if (this.closedByClient) await presence.disconnect(principal.userId, principal.deviceId);
     }
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-    options.shutdown?.removeEventListener("abort", onShutdown);
-    clearTimeout(retryTimer);
-    subscription.close();
-    if (presenceWatch) {
-      presenceWatch.close();
-      telemetry.presenceWatchEnded();
-    }
-    telemetry.deviceDisconnected(origin.surface);
-    work.end();
-    // A device that said goodbye goes offline now; one that vanished keeps the user online until its
-    // heartbeat times out, so a dropped connection that comes straight back does not flicker.
-    if (closedByClient) await presence.disconnect(principal.userId, principal.deviceId);
+  }
+
+  /** The stream's signal ended it, or the server's shutdown signal is draining it. */
+  handleEvent(event: Event): void {
+    if (event.target === this.signal) this.work.end();
+    else this.drain();
+  }
+
+  /** Tells the device to reconnect elsewhere, then ends the stream. */
+  private drain(): void {
+    this.work.push({ reply: { frame: { case: "goAway", value: { reason: "server draining", reconnectAfterMs: this.options.reconnectAfterMs ?? 0 } } } });
+    this.work.push({ end: true });
+  }
+
+  private stalled(): ChatError {
+    const error = slowConsumer(this.options.outboundLimit);
+    this.origin.onSlowConsumer?.(error);
+    return error;
   }
 
   /** Sends the stored messages after the delivered seq and before `beforeSeq`, as far as the member may see. */
-  async function* catchUp(conversationId: string, beforeSeq: bigint): AsyncGenerator<ServerFrame> {
+  private async *catchUp(conversationId: string, beforeSeq: bigint): AsyncGenerator<ServerFrame> {
+    const { messaging } = this.options;
     let range: VisibleRange;
     try {
-      range = await messaging.visibleRange(conversationId, principal.userId);
+      range = await messaging.visibleRange(conversationId, this.principal.userId);
     } catch {
       // Not (yet) readable as a member here; the retry asks again.
-      return retryLater();
+      return this.retryLater();
     }
     // Exclusive: the member sees nothing from here on (they left), or the caller stops here.
     const end = range.beforeSeq !== undefined && range.beforeSeq < beforeSeq ? range.beforeSeq : beforeSeq;
     for (;;) {
-      const known = delivered.get(conversationId) ?? 0n;
+      const known = this.delivered.get(conversationId) ?? 0n;
       // Seqs before the member joined are not theirs to see: the first one they may is after range.afterSeq.
       let next = (known > range.afterSeq ? known : range.afterSeq) + 1n;
       if (next < end) {
-        const page = await messaging.readVisible(conversationId, range, known, beforeSeq, options.catchUpPageSize);
+        const page = await messaging.readVisible(conversationId, range, known, beforeSeq, this.options.catchUpPageSize);
         for (const message of page) {
           // Every seq is a stored entry, so a seq the store skips is one it does not show yet (another
           // gateway's append seen out of order). Marking it delivered would lose it for good: stop,
           // and read again shortly, delivering it and what follows in order.
-          if (message.seq !== next) return retryLater();
-          yield delivering(message);
+          if (message.seq !== next) return this.retryLater();
+          yield this.delivering(message);
           next++;
         }
-        if (next < end && page.length === options.catchUpPageSize) continue;
-        if (next < end) return retryLater();
+        if (next < end && page.length === this.options.catchUpPageSize) continue;
+        if (next < end) return this.retryLater();
       }
-      if (end - 1n > (delivered.get(conversationId) ?? 0n)) delivered.set(conversationId, end - 1n);
+      if (end - 1n > (this.delivered.get(conversationId) ?? 0n)) this.delivered.set(conversationId, end - 1n);
       return;
     }
   }
 
   /** Reads the store again soon (then less often), for entries it did not show yet. */
-  function retryLater(): void {
-    if (retryTimer || work.isEnded) return;
-    retryDelayMs = Math.min(retryDelayMs === 0 ? 50 : retryDelayMs * 2, 1_000);
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
-      work.push({ reconcile: true });
-    }, retryDelayMs);
-    retryTimer.unref();
+  private retryLater(): void {
+    if (this.retryTimer || this.work.isEnded) return;
+    this.retryDelayMs = Math.min(this.retryDelayMs === 0 ? 50 : this.retryDelayMs * 2, 1_000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.work.push({ reconcile: true });
+    }, this.retryDelayMs);
+    this.retryTimer.unref();
   }
 
   /** Whatever the store has beyond the delivered seqs, in the same way a gap in live events is filled. */
-  async function* reconcile(): AsyncGenerator<ServerFrame> {
-    const retrying = retryDelayMs;
-    for (const head of await messaging.heads(principal.userId)) {
-      const last = delivered.get(head.conversationId);
-      if (last === undefined || head.lastSeq > last) yield* catchUp(head.conversationId, head.lastSeq + 1n);
+  private async *reconcile(): AsyncGenerator<ServerFrame> {
+    const retrying = this.retryDelayMs;
+    for (const head of await this.options.messaging.heads(this.principal.userId)) {
+      const last = this.delivered.get(head.conversationId);
+      if (last === undefined || head.lastSeq > last) yield* this.catchUp(head.conversationId, head.lastSeq + 1n);
     }
     // Everything was readable this time: the next gap starts again from the shortest wait.
-    if (retrying !== 0 && !retryTimer) retryDelayMs = 0;
+    if (retrying !== 0 && !this.retryTimer) this.retryDelayMs = 0;
   }
 
-  async function* deliverLive(event: BusEvent): AsyncGenerator<ServerFrame> {
+  private async *deliverLive(event: BusEvent): AsyncGenerator<ServerFrame> {
     switch (event.kind) {
       case "message":
-        yield* deliverMessage(event.message);
+        yield* this.deliverMessage(event.message);
         return;
       case "receipt": {
         const { receipt } = event;
@@ -285,92 +323,93 @@ export async function* runDeviceSession(
         yield { frame: { case: "conversation", value: { change: CHANGES[event.change], conversation: toConversationView(event.conversation, []) } } };
         return;
       case "device-revoked":
-        if (event.deviceId === principal.deviceId) {
+        if (event.deviceId === this.principal.deviceId) {
           throw new ChatError("unauthenticated", ErrorReason.DEVICE_REVOKED, "this device has logged out; log in again");
         }
     }
   }
 
-  async function* deliverMessage(message: StoredMessage): AsyncGenerator<ServerFrame> {
-    const last = delivered.get(message.conversationId);
+  private async *deliverMessage(message: StoredMessage): AsyncGenerator<ServerFrame> {
+    const last = this.delivered.get(message.conversationId);
     if (last !== undefined && message.seq <= last) return;
-    if (last === undefined || message.seq > last + 1n) yield* catchUp(message.conversationId, message.seq);
+    if (last === undefined || message.seq > last + 1n) yield* this.catchUp(message.conversationId, message.seq);
     // Otherwise an earlier seq is not readable yet: this one comes from the store, in order, after it.
-    if ((delivered.get(message.conversationId) ?? 0n) === message.seq - 1n) yield delivering(message);
+    if ((this.delivered.get(message.conversationId) ?? 0n) === message.seq - 1n) yield this.delivering(message);
   }
 
-  function followsDelivered(message: StoredMessage): boolean {
-    return delivered.get(message.conversationId) === message.seq - 1n;
+  private followsDelivered(message: StoredMessage): boolean {
+    return this.delivered.get(message.conversationId) === message.seq - 1n;
   }
 
   /** Records the message as delivered and returns its frame. */
-  function delivering(message: StoredMessage): ServerFrame {
-    delivered.set(message.conversationId, message.seq);
+  private delivering(message: StoredMessage): ServerFrame {
+    this.delivered.set(message.conversationId, message.seq);
     // Measured as the frame is handed on, i.e. once the device has taken the previous one.
-    telemetry.messageDelivered(
-      { messageId: message.messageId, conversationId: message.conversationId, seq: message.seq, traceId: origin.streamId },
+    this.telemetry.messageDelivered(
+      { messageId: message.messageId, conversationId: message.conversationId, seq: message.seq, traceId: this.origin.streamId },
       Date.now() - message.sentAt.getTime(),
     );
     return messageFrameOf(message);
   }
 
-  async function pumpBus(): Promise<void> {
+  private async pumpBus(): Promise<void> {
     try {
-      for await (const event of subscription) if (!work.push({ bus: event })) return;
+      for await (const event of this.subscription) if (!this.work.push({ bus: event })) return;
     } catch (error) {
-      work.end(
+      this.work.end(
         error instanceof BusOverflowError
-          ? stalled()
+          ? this.stalled()
           : new ChatError("unavailable", ErrorReason.UNAVAILABLE, "live delivery was interrupted; reconnect and resume from your cursor"),
       );
     }
   }
 
-  async function pumpPresence(watch: PresenceWatch): Promise<void> {
+  private async pumpPresence(watch: PresenceWatch): Promise<void> {
     try {
-      for await (const state of watch) if (!work.push({ presence: state })) return;
+      for await (const state of watch) if (!this.work.push({ presence: state })) return;
     } catch {
-      work.end(stalled());
+      this.work.end(this.stalled());
     }
   }
 
-  async function pumpInbound(): Promise<void> {
+  private async pumpInbound(): Promise<void> {
     try {
       for (;;) {
-        const next = await inbound.next();
+        const next = await this.inbound.next();
         if (next.done) break;
-        const reply = await answer(next.value);
-        if (reply && !work.push({ reply })) return;
+        const reply = await this.answer(next.value);
+        if (reply && !this.work.push({ reply })) return;
       }
       // The client closed its side: it is done with this stream.
-      closedByClient = true;
-      work.push({ end: true });
+      this.closedByClient = true;
+      this.work.push({ end: true });
     } catch (error) {
-      work.end(error instanceof Error ? error : new Error(String(error)));
+      this.work.end(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
-  async function answer(request: StreamRequest): Promise<ServerFrame | undefined> {
+  private async answer(request: StreamRequest): Promise<ServerFrame | undefined> {
+    const { options, principal } = this;
     const frame = request.frame;
     try {
       switch (frame.case) {
         case "send": {
           try {
-            const result = await messaging.send(
+            const result = await options.messaging.send(
               principal,
               { clientMsgId: frame.value.clientMsgId, to: frame.value.to, text: frame.value.text, attachmentIds: frame.value.attachmentIds },
-              origin.streamId,
+              this.origin.streamId,
             );
             return { frame: { case: "ack", value: result } };
           } catch (error) {
-            return { frame: { case: "rejected", value: { clientMsgId: frame.value.clientMsgId, frame: "send", status: rejected(error) } } };
+            return { frame: { case: "rejected", value: { clientMsgId: frame.value.clientMsgId, frame: "send", status: this.rejected(error) } } };
           }
         }
         case "heartbeat":
-          await presence.heartbeat(principal.userId, principal.deviceId);
-          if (options.reconcileIntervalMs !== undefined && Date.now() - lastReconciled >= options.reconcileIntervalMs) {
-            lastReconciled = Date.now();
-            work.push({ reconcile: true });
+          await options.presence.heartbeat(principal.userId, principal.deviceId);
+          if (options.reconcileIntervalMs !== undefined && Date.now() - this.lastReconciled >= options.reconcileIntervalMs) {
+            this.lastReconciled = Date.now();
+            this.work.push({ reconcile: true });
           }
           return { frame: { case: "heartbeatAck", value: {} } };
         case "delivered":
@@ -383,33 +422,34 @@ export async function* runDeviceSession(
           await options.typing.notify(principal, frame.value.conversationId, frame.value.typing);
           return undefined;
         case "watchPresence":
-          return await watchPresence(frame.value.userIds);
+          return await this.watchPresence(frame.value.userIds);
         case "hello":
           throw invalidArgument(ErrorReason.MALFORMED_FRAME, "hello may only be the first frame", "hello");
         default:
           throw invalidArgument(ErrorReason.MALFORMED_FRAME, "the frame has no content: set one of the frame fields", "frame");
       }
     } catch (error) {
-      return { frame: { case: "rejected", value: { frame: frame.case ?? "", status: rejected(error) } } };
+      return { frame: { case: "rejected", value: { frame: frame.case ?? "", status: this.rejected(error) } } };
     }
   }
 
-  function rejected(error: unknown) {
+  private rejected(error: unknown) {
     const status = statusOf(error);
-    telemetry.frameRejected(status.code ?? 0, status.reason ?? 0);
+    this.telemetry.frameRejected(status.code ?? 0, status.reason ?? 0);
     return status;
   }
 
   /** Watch-on-view: only the users on the device's screen, their current state first, then changes. */
-  async function watchPresence(rawUserIds: readonly string[]): Promise<undefined> {
+  private async watchPresence(rawUserIds: readonly string[]): Promise<undefined> {
+    const { presence } = this.options;
     const userIds = checkPresenceUsers(rawUserIds, "watch_presence.user_ids");
-    if (presenceWatch) presenceWatch.update(userIds);
+    if (this.presenceWatch) this.presenceWatch.update(userIds);
     else {
-      presenceWatch = presence.watch(userIds, { bufferLimit: options.outboundLimit });
-      telemetry.presenceWatchStarted();
-      void pumpPresence(presenceWatch);
+      this.presenceWatch = presence.watch(userIds, { bufferLimit: this.options.outboundLimit });
+      this.telemetry.presenceWatchStarted();
+      void this.pumpPresence(this.presenceWatch);
     }
-    for (const state of await presence.lookup(userIds)) work.push({ presence: state });
+    for (const state of await presence.lookup(userIds)) this.work.push({ presence: state });
     return undefined;
   }
 }
