@@ -16,7 +16,7 @@ export interface AppendThreadSettings {
 
 export type ToAppendThread =
   | { readonly kind: "append"; readonly appends: readonly (readonly [id: number, message: NewMessage])[] }
-  | { readonly kind: "auto-checkpoint" }
+  | { readonly kind: "auto-checkpoint"; readonly pages: number }
   | { readonly kind: "close" };
 
 export type FromAppendThread =
@@ -34,7 +34,7 @@ export interface WireError {
 export interface AppendThread {
   append(message: NewMessage): Promise<AppendResult>;
   /** The checkpoint worker died: SQLite's own checkpoints come back on the thread's connection too. */
-  enableAutoCheckpoint(): void;
+  enableAutoCheckpoint(pages: number): void;
   /** Commits what was sent to the thread, then stops it. Later appends go to the fallback. */
   close(): Promise<void>;
 }
@@ -140,8 +140,8 @@ export function startAppendThread(options: AppendThreadOptions): AppendThread {
         if (outgoing.push([id, message]) === 1) queueMicrotask(flush);
       });
     },
-    enableAutoCheckpoint() {
-      if (!gone) worker.postMessage({ kind: "auto-checkpoint" } satisfies ToAppendThread);
+    enableAutoCheckpoint(pages) {
+      if (!gone) worker.postMessage({ kind: "auto-checkpoint", pages } satisfies ToAppendThread);
     },
     close() {
       closing ??= (async () => {

@@ -52,7 +52,7 @@ export function serveAppends(port: MessagePort, settings: AppendThreadSettings):
         }
         return;
       case "auto-checkpoint":
-        db.pragma("wal_autocheckpoint = 1000");
+        db.pragma(`wal_autocheckpoint = ${Math.trunc(message.pages)}`);
         return;
       case "close":
         writer.close();

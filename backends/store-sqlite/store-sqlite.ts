@@ -80,7 +80,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       onFailure: () => {
         if (closed) return;
         db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES}`);
-        appendThread?.enableAutoCheckpoint();
+        appendThread?.enableAutoCheckpoint(SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES);
       },
     });
     if (options.appendThread !== false) {
