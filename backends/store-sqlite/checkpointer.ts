@@ -54,6 +54,9 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   return {
     async stop() {
       stopping = true;
+      // Referenced again while it stops: otherwise a process with nothing else to do exits before
+      // the worker does, with this promise never settled.
+      worker.ref();
       worker.postMessage("stop");
       await exited;
     },

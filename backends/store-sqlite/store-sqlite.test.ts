@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -138,6 +138,33 @@ describe("SQLite engine", () => {
       const { message: stored } = await appended;
       expect(count()).toBe(1);
       expect(reader.prepare("SELECT last_seq FROM conversations WHERE conversation_id = 'd_1'").pluck().get()).toBe(Number(stored.seq));
+    });
+
+    it("lets go of its files on close, and close settles in a process with nothing else to do", async () => {
+      const { path, store } = await storeWithConversation({ appendThread: false });
+      await store.messages.append(message("d_1"));
+      await store.close();
+      const openFiles = readdirSync("/proc/self/fd").map((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return "";
+        }
+      });
+      expect(openFiles.filter((file) => file.startsWith(path))).toEqual([]);
+
+      const storeModule = pathToFileURL(resolve(dirname(fileURLToPath(import.meta.url)), "index.ts")).href;
+      const script = `
+        import { createSqliteStore } from ${JSON.stringify(storeModule)};
+        const store = createSqliteStore({ path: ${JSON.stringify(freshPath())} });
+        await store.close();
+        console.log("closed");
+      `;
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+      let output = "";
+      child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      const code = await new Promise((resolveExit) => child.on("exit", resolveExit));
+      expect({ code, output: output.trim() }).toEqual({ code: 0, output: "closed" });
     });
 
     it("keeps every acknowledged append when the process is killed with SIGKILL", async () => {

@@ -1,4 +1,4 @@
-import { fsync, openSync } from "node:fs";
+import { closeSync, fsync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { GroupFullError } from "../../services/ports/index.js";
 import { createGroupCommit, type Outcome } from "./group-commit.js";
@@ -52,12 +52,12 @@ export function createSqliteWriter(db: Database.Database, maxBatch = DEFAULT_MAX
   // event loop for it) and its items settle after an fsync of the WAL file run on libuv's thread
   // pool: the same durability as FULL for what is acknowledged, and the event loop serves streams
   // meanwhile. The connection stays FULL for every other write.
-  const walFsync = db.memory ? undefined : walSyncer(`${db.name}-wal`);
+  const wal = db.memory ? undefined : walSyncer(`${db.name}-wal`);
   const commitImmediate = (writes: readonly Write[]) => commitBatch.immediate(writes);
   const group = createGroupCommit<Write, unknown>({
     // IMMEDIATE takes the write lock up front, so contention waits on busy_timeout instead of
     // failing when the transaction upgrades from read to write.
-    commit: walFsync
+    commit: wal
       ? (writes) => {
           db.pragma("synchronous = NORMAL");
           try {
@@ -69,14 +69,17 @@ export function createSqliteWriter(db: Database.Database, maxBatch = DEFAULT_MAX
       : commitImmediate,
     maxBatch,
     closedError: () => new Error("the store is closed"),
-    afterCommit: walFsync,
+    afterCommit: wal?.sync,
   });
 
   return {
     submit<T>(write: () => T) {
       return group.submit(write) as Promise<T>;
     },
-    close: () => group.close(),
+    close() {
+      group.close();
+      wal?.close();
+    },
   };
 }
 
@@ -90,17 +93,37 @@ function isItemError(error: unknown): boolean {
 
 /**
  * fsyncs the WAL file. Opened at the first sync, after a commit, when the file exists; SQLite keeps
- * the same file (truncating, never replacing it) while a connection is open.
+ * the same file (truncating, never replacing it) while a connection is open. Closed once the syncs
+ * still running when the writer closes are done: left open, it would keep a deleted WAL's space.
  */
-function walSyncer(walPath: string): () => Promise<void> {
+function walSyncer(walPath: string): { sync(): Promise<void>; close(): void } {
   let fd: number | undefined;
-  return () =>
-    new Promise<void>((resolve, reject) => {
-      try {
-        fd ??= openSync(walPath, "r+");
-      } catch (error) {
-        return reject(error);
-      }
-      fsync(fd, (error) => (error ? reject(error) : resolve()));
-    });
+  let running = 0;
+  let closing = false;
+  const release = () => {
+    if (!closing || running > 0 || fd === undefined) return;
+    closeSync(fd);
+    fd = undefined;
+  };
+  return {
+    sync: () =>
+      new Promise<void>((resolve, reject) => {
+        try {
+          fd ??= openSync(walPath, "r+");
+        } catch (error) {
+          return reject(error);
+        }
+        running++;
+        fsync(fd, (error) => {
+          running--;
+          release();
+          if (error) reject(error);
+          else resolve();
+        });
+      }),
+    close() {
+      closing = true;
+      release();
+    },
+  };
 }
