@@ -187,7 +187,7 @@ function envelope(flags: number, body: Uint8Array): Buffer {
  */
 const encodedShared = new WeakMap<ServerFrame, Buffer>();
 
-function envelopeOf(frame: ServerFrame): Buffer {
+export function envelopeOf(frame: ServerFrame): Buffer {
   const shared = frame.frame?.case === "message";
   if (shared) {
     const cached = encodedShared.get(frame);

@@ -141,4 +141,29 @@ describe("device session", () => {
     abort.abort();
     await frames.return(undefined);
   });
+
+  // The transport encodes a frame it has seen before once (gateway/native-stream.ts, envelopeOf):
+  // that only holds if every device gets the same frame object for one message.
+  it("hands every device of a recipient the same frame object for one message", async () => {
+    world = laggingWorld();
+    await world.store.conversations.ensureDirectConversation(CONVERSATION, [alice.userId, bob.userId], new Date());
+    const open = (deviceId: string) => {
+      const requests = new AsyncQueue<StreamRequest>();
+      requests.push(create(StreamRequestSchema, { frame: { case: "hello", value: { clientVersion: "test" } } }));
+      const abort = new AbortController();
+      return { frames: runDeviceSession(world!.session, { userId: bob.userId, deviceId }, requests, abort.signal), abort };
+    };
+    const phone = open("dev_bob_phone");
+    const laptop = open("dev_bob_laptop");
+    for (const device of [phone, laptop]) expect((await device.frames.next()).value?.frame?.case).toBe("ready");
+
+    await world.messaging.send(alice, { clientMsgId: "client-shared-0001", to: { case: "conversationId", value: CONVERSATION }, text: "to both" });
+    const [onPhone, onLaptop] = await Promise.all([phone.frames.next(), laptop.frames.next()]);
+    expect(onPhone.value?.frame?.case).toBe("message");
+    expect(onLaptop.value).toBe(onPhone.value);
+    for (const device of [phone, laptop]) {
+      device.abort.abort();
+      await device.frames.return(undefined);
+    }
+  });
 });
