@@ -326,6 +326,10 @@ describe("web client: groups, attachments, the outbox (headless Chromium)", () =
     const { port, dataDir } = server;
     await server.kill("SIGTERM");
     server = await startServer({ port, dataDir, env: SERVER_ENV });
+    const { accessToken } = JSON.parse((await alice.page.evaluate(() => localStorage.getItem("chat.session")))!) as { accessToken: string };
+    const bobId = (await graphqlData<{ users: { id: string }[] }>(server.url, "query($n: [String!]) { users(usernames: $n) { id } }", { n: [bob.username] }, accessToken)).users[0]!.id;
+    const presence = await graphqlData<{ presence: { status: string; lastSeen: string | null }[] }>(server.url, "query($u: [ID!]!) { presence(userIds: $u) { status lastSeen } }", { u: [bobId] }, accessToken);
+    expect(presence.presence, "the embedded presence keeps last seen in memory: after a restart the server has none to give").toEqual([{ status: "OFFLINE", lastSeen: null }]);
     await alice.page.reload();
     await alice.page.locator("#thread-title", { hasText: bob.displayName }).waitFor(WAIT);
     await alice.page.locator("#thread-status", { hasText: /^last seen (just now|1 min ago)$/ }).waitFor(WAIT);

@@ -329,7 +329,7 @@ export class TerminalChat {
       this.conversations.set(entry.conversation!.conversationId, entry.conversation!);
       const unread = this.paint.unread((entry.unreadCount > 0n ? `${entry.unreadCount} unread` : "").padEnd(10));
       const last = entry.lastMessage;
-      const preview = last ? `${this.senderName(last)}: ${shorten(describeText(last), 50)}` : "no messages yet";
+      const preview = last ? `${this.senderName(last)}: ${shorten(describeText(last) || describeFiles(last.attachments), 50)}` : "no messages yet";
       const when = entry.lastActivityAt ? formatWhen(entry.lastActivityAt) : "";
       this.print(`  ${String(index + 1).padStart(2)}. ${titles[index]!.padEnd(width)}  ${unread}  ${when}  ${preview}`);
     });
@@ -803,6 +803,11 @@ export class TerminalChat {
 function isChatLine(line: string): boolean {
   const text = line.trim();
   return text !== "" && (!text.startsWith("/") || text.startsWith("//"));
+}
+
+/** Files in an inbox preview, without numbers (they are given when the message is shown). */
+function describeFiles(attachments: readonly Attachment[]): string {
+  return attachments.map((attachment) => `[${attachment.contentType.startsWith("image/") ? "image" : "file"}: ${attachment.fileName || "unnamed"}]`).join(" ");
 }
 
 /** A line of mine with its tick after it. */

@@ -980,7 +980,7 @@ function attachmentNode(attachment) {
   let node;
   if (attachment.contentType.startsWith("image/")) {
     const image = h("img", { className: "attachment-image", alt: name, decoding: "async" });
-    node = h("a", { className: "attachment image", title: `${name} (${fileSize(attachment.size)})`, ariaLabel: `Image ${name}, ${fileSize(attachment.size)}, open full size`, target: "_blank", rel: "noopener" }, image);
+    node = h("a", { className: "attachment image", title: `${name} (${fileSize(attachment.size)})`, ariaLabel: `Image ${name}, ${fileSize(attachment.size)}, download`, target: "_blank", rel: "noopener" }, image);
     downloadUrl(attachment.id).then(
       (held) => {
         image.src = held.url;
@@ -1202,7 +1202,14 @@ $("login-form").addEventListener("submit", async (event) => {
   }
 });
 
-$("logout").addEventListener("click", () => void session.logOut());
+$("logout").addEventListener("click", () => {
+  // Logging out leaves nothing of this user in the browser: unsent messages and last-seen times go too.
+  if (app) {
+    localStorage.removeItem(outboxKey(app.me.id));
+    localStorage.removeItem(seenKey(app.me.id));
+  }
+  void session.logOut();
+});
 
 $("new-chat").addEventListener("submit", async (event) => {
   event.preventDefault();
