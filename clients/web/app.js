@@ -2,8 +2,9 @@
 // framework. Everything the server pushes arrives on one WebSocket (live.js); every other call is
 // made through api.js.
 
-import { Api, ApiError, GraphQLRequestError, MESSAGES_CARRY_ATTACHMENTS, SUBSCRIPTIONS, isTransient } from "./api.js";
+import { Api, ApiError, GraphQLRequestError, MESSAGES_CARRY_ATTACHMENTS, SUBSCRIPTIONS } from "./api.js";
 import { LiveConnection } from "./live.js";
+import { Outbox } from "./outbox.js";
 import { Session } from "./session.js";
 import { clockTime, dayLabel, describeError, describeSystem, fileSize, h, lastSeen, longTime, maxSeq, newClientMsgId, parseUsernames, shortTime, typingLine, userName } from "./format.js";
 
@@ -13,8 +14,6 @@ const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 5000;
 /** Older history is fetched when the reader scrolls this close to the top. */
 const SCROLL_BACK_PX = 150;
-/** Outbox retries while the server cannot be reached: from 1 s, doubling, up to this. */
-const OUTBOX_MAX_BACKOFF_MS = 30_000;
 /** A signed download URL is asked for again this long before it expires. */
 const URL_MARGIN_MS = 10_000;
 const ROLE_RANK = { MEMBER: 1, ADMIN: 2, OWNER: 3 };
@@ -48,8 +47,12 @@ function newAppState(me) {
     typingWatch: null,
     typingOut: { conversationId: null, sentAt: 0, idle: 0 },
     /** Messages not yet stored by the server, in the order they were written; sent one at a time. */
-    outbox: [],
-    outboxRun: { running: false, timer: 0, attempts: 0 },
+    outbox: new Outbox({
+      storage: localStorage,
+      key: outboxKey(me.id),
+      deliver: (entry) => deliver(entry),
+      onChange: (entry) => rerender(conversation(entry.conversationId)),
+    }),
     /** Files picked for the next message. */
     draftFiles: [],
     /** Signed download URLs and the elements showing each attachment, by attachment id. */
@@ -77,26 +80,6 @@ function saveSeen() {
   localStorage.setItem(seenKey(app.me.id), JSON.stringify(Object.fromEntries(app.seen)));
 }
 
-/** Text messages still waiting are kept; files cannot be stored, so a message with files is lost with the page. */
-function saveOutbox() {
-  const waiting = app.outbox.filter((entry) => entry.files.length === 0 && entry.state !== "failed");
-  if (waiting.length === 0) localStorage.removeItem(outboxKey(app.me.id));
-  else localStorage.setItem(outboxKey(app.me.id), JSON.stringify(waiting.map(({ clientMsgId, conversationId, text, at }) => ({ clientMsgId, conversationId, text, at }))));
-}
-
-function loadOutbox() {
-  let stored = [];
-  try {
-    stored = JSON.parse(localStorage.getItem(outboxKey(app.me.id)) ?? "[]");
-  } catch {
-    // Unreadable: nothing to send.
-  }
-  for (const raw of Array.isArray(stored) ? stored : []) {
-    if (typeof raw?.clientMsgId !== "string" || typeof raw.conversationId !== "string" || typeof raw.text !== "string") continue;
-    enqueue(conversation(raw.conversationId), { clientMsgId: raw.clientMsgId, text: raw.text, files: [], at: Number(raw.at) || Date.now() });
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Conversations and messages
 
@@ -119,8 +102,6 @@ function conversation(id) {
       lastMessage: null,
       lastActivityAt: 0,
       messages: new Map(),
-      /** Outbox entries of this conversation, by clientMsgId. */
-      pending: new Map(),
       /** Other members' read watermarks, and their devices' delivery marks (highest per user). */
       readers: new Map(),
       delivered: new Map(),
@@ -166,7 +147,7 @@ function ingest(raw, live) {
   const m = normalize(raw);
   const c = conversation(m.conversationId);
   if (!c.known) scheduleInbox();
-  if (m.senderUserId === app.me.id) settle(c, m.clientMsgId);
+  if (m.senderUserId === app.me.id) app.outbox.settle(m.clientMsgId);
   const held = c.messages.get(m.seq);
   if (held) {
     if (held.attachments === undefined && m.attachments !== undefined) held.attachments = m.attachments;
@@ -432,7 +413,7 @@ function onLiveState(state) {
   label.textContent = state === "online" ? "" : state === "connecting" ? "Connecting…" : "Offline, reconnecting…";
   label.className = `connection ${state}`;
   // Back online: what waits in the outbox goes now rather than at its next retry.
-  if (state === "online") pumpOutbox(true);
+  if (state === "online") app.outbox.kick(true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -567,84 +548,14 @@ function markRead(c) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The outbox: a message is shown at once and sent when the server can be reached, one at a time in
-// the order written, always with the clientMsgId it got when written, so a send whose answer was
-// lost is answered with the stored original the next time, never stored twice.
-
-function enqueue(c, { clientMsgId, text, files, at }) {
-  const entry = { clientMsgId, conversationId: c.id, text, files, attachmentIds: files.map(() => null), at, state: "queued", waiting: false, error: "" };
-  c.pending.set(clientMsgId, entry);
-  app.outbox.push(entry);
-  c.lastActivityAt = Math.max(c.lastActivityAt, at);
-  return entry;
-}
+// Sending (outbox.js keeps the order and the retries)
 
 function send(c, text, files) {
-  enqueue(c, { clientMsgId: newClientMsgId(), text, files, at: Date.now() });
-  saveOutbox();
+  app.outbox.add({ clientMsgId: newClientMsgId(), conversationId: c.id, text, files });
+  c.lastActivityAt = Date.now();
   renderMessages(true);
   renderInbox();
-  pumpOutbox(false);
-}
-
-/** The server has this message (an answer, or the feed brought it first). */
-function settle(c, clientMsgId) {
-  const entry = c.pending.get(clientMsgId);
-  if (!entry) return;
-  c.pending.delete(clientMsgId);
-  entry.state = "done";
-  app.outbox = app.outbox.filter((other) => other !== entry);
-  saveOutbox();
-}
-
-/** @param {boolean} now skip the wait of a pending retry (the connection is back) */
-function pumpOutbox(now) {
-  const run = app.outboxRun;
-  if (now) {
-    clearTimeout(run.timer);
-    run.timer = 0;
-  }
-  if (run.running || run.timer) return;
-  void drainOutbox();
-}
-
-async function drainOutbox() {
-  const current = app;
-  const run = current.outboxRun;
-  run.running = true;
-  try {
-    for (;;) {
-      const entry = current.outbox.find((candidate) => candidate.state === "queued");
-      if (!entry || current !== app) return;
-      entry.state = "sending";
-      const c = conversation(entry.conversationId);
-      try {
-        await deliver(c, entry);
-        run.attempts = 0;
-      } catch (error) {
-        if (current !== app) return;
-        if (entry.state === "done") continue;
-        if (isTransient(error)) {
-          // Unreachable (or asked to wait): this one and all behind it wait, in order.
-          entry.state = "queued";
-          for (const waiting of current.outbox) if (waiting.state === "queued") waiting.waiting = true;
-          const ceiling = Math.min(OUTBOX_MAX_BACKOFF_MS, 1000 * 2 ** run.attempts++);
-          run.timer = setTimeout(() => {
-            run.timer = 0;
-            if (current === app) pumpOutbox(false);
-          }, ceiling / 2 + Math.random() * (ceiling / 2));
-          rerender(c);
-          return;
-        }
-        entry.state = "failed";
-        entry.error = describeError(error);
-        saveOutbox();
-      }
-      rerender(c);
-    }
-  } finally {
-    run.running = false;
-  }
+  app.outbox.kick(false);
 }
 
 function rerender(c) {
@@ -652,32 +563,14 @@ function rerender(c) {
   renderInbox();
 }
 
-/** Uploads the files not uploaded yet (each upload is kept, so a retry does not repeat it), then sends. */
-async function deliver(c, entry) {
+/** Uploads the files not uploaded yet, then sends; the stored message is shown in place of the pending one. */
+async function deliver(entry) {
+  const current = app;
   for (let i = 0; i < entry.files.length; i++) {
-    entry.attachmentIds[i] ??= await api.upload(c.id, entry.files[i]);
+    entry.attachmentIds[i] ??= await api.upload(entry.conversationId, entry.files[i]);
   }
-  const answer = await api.send({ conversationId: c.id, clientMsgId: entry.clientMsgId, text: entry.text, attachmentIds: entry.attachmentIds });
-  if (entry.state === "done") return;
-  for (const waiting of app.outbox) waiting.waiting = false;
-  ingest(answer.message, false);
-  settle(c, entry.clientMsgId);
-}
-
-function retry(c, entry) {
-  entry.state = "queued";
-  entry.error = "";
-  entry.waiting = false;
-  saveOutbox();
-  rerender(c);
-  pumpOutbox(true);
-}
-
-function discard(c, entry) {
-  c.pending.delete(entry.clientMsgId);
-  app.outbox = app.outbox.filter((other) => other !== entry);
-  saveOutbox();
-  rerender(c);
+  const answer = await api.send({ conversationId: entry.conversationId, clientMsgId: entry.clientMsgId, text: entry.text, attachmentIds: entry.attachmentIds });
+  if (current === app) ingest(answer.message, false);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -769,7 +662,7 @@ function describeAttachments(attachments) {
 }
 
 function preview(c) {
-  const waiting = [...c.pending.values()].at(-1);
+  const waiting = app.outbox.of(c.id).at(-1);
   if (waiting) return `You: ${waiting.text || (waiting.files.length > 1 ? `${waiting.files.length} files` : (waiting.files[0]?.name ?? ""))}`;
   const last = c.lastMessage;
   if (!last) return c.kind === "GROUP" ? "No messages yet" : "";
@@ -900,7 +793,7 @@ function renderMessages(toBottom) {
     separate(m.sentAt);
     items.push(messageItem(c, m));
   }
-  for (const entry of c.pending.values()) {
+  for (const entry of app.outbox.of(c.id)) {
     separate(entry.at);
     items.push(pendingItem(c, entry));
   }
@@ -980,7 +873,7 @@ function attachmentNode(attachment) {
   let node;
   if (attachment.contentType.startsWith("image/")) {
     const image = h("img", { className: "attachment-image", alt: name, decoding: "async" });
-    node = h("a", { className: "attachment image", title: `${name} (${fileSize(attachment.size)})`, ariaLabel: `Image ${name}, ${fileSize(attachment.size)}, download`, target: "_blank", rel: "noopener" }, image);
+    node = h("a", { className: "attachment image", title: `${name} (${fileSize(attachment.size)})`, ariaLabel: `Image ${name}, ${fileSize(attachment.size)}, download`, download: name }, image);
     downloadUrl(attachment.id).then(
       (held) => {
         image.src = held.url;
@@ -1024,14 +917,14 @@ function pendingItem(c, entry) {
         ...entry.files.map((file) => h("span", { className: "attachment file" }, h("img", { className: "file-icon", src: "/attach.svg", alt: "" }), h("span", { className: "file-name" }, file.name), h("span", { className: "file-size" }, fileSize(file.size)))),
       ),
     entry.text && h("p", { className: "text" }, entry.text),
-    failed && h("p", { className: "send-error", role: "alert" }, entry.error),
+    failed && h("p", { className: "send-error", role: "alert" }, describeError(entry.error)),
     h(
       "span",
       { className: "meta" },
       failed
         ? [
-            h("button", { type: "button", className: "link retry", onclick: () => retry(c, entry) }, "Not sent. Retry"),
-            h("button", { type: "button", className: "link retry", ariaLabel: "Delete this unsent message", onclick: () => discard(c, entry) }, "Delete"),
+            h("button", { type: "button", className: "link retry", onclick: () => (app.outbox.retry(entry), rerender(c)) }, "Not sent. Retry"),
+            h("button", { type: "button", className: "link retry", ariaLabel: "Delete this unsent message", onclick: () => (app.outbox.discard(entry), rerender(c)) }, "Delete"),
           ]
         : [entry.waiting && h("span", { className: "waiting-note" }, "Waiting for network"), glyph("tick sending", status, "…")],
     ),
@@ -1130,7 +1023,7 @@ function startApp() {
   $("app-view").hidden = false;
   $("me").textContent = userName(app.me);
   $("me").title = `@${app.me.username}`;
-  loadOutbox();
+  app.outbox.load();
   renderInbox();
   renderThread();
   app.live = new LiveConnection(session, onLiveState);
@@ -1154,7 +1047,7 @@ function startApp() {
   void loadInbox();
   const addressed = addressedConversation();
   if (addressed) void openThread(addressed);
-  pumpOutbox(false);
+  app.outbox.kick(false);
 }
 
 function stopApp() {
@@ -1163,7 +1056,7 @@ function stopApp() {
   clearInterval(app.clock);
   clearTimeout(app.inbox.timer);
   clearTimeout(app.typingOut.idle);
-  clearTimeout(app.outboxRun.timer);
+  app.outbox.stop();
   for (const c of app.conversations.values()) for (const timer of c.typing.values()) clearTimeout(timer);
   app = null;
   history.replaceState(null, "", location.pathname);
@@ -1374,7 +1267,7 @@ addEventListener("hashchange", () => {
 });
 
 // The browser says the network is back: waiting messages go now.
-addEventListener("online", () => app && pumpOutbox(true));
+addEventListener("online", () => app?.outbox.kick(true));
 
 document.addEventListener("visibilitychange", () => {
   const c = openedConversation();
