@@ -132,6 +132,18 @@ describe("web client: groups, attachments, the outbox (headless Chromium)", () =
     await panel.locator("#members-error", { hasText: `A group has at most ${GROUP_MAX_MEMBERS} members` }).waitFor(WAIT);
     expect(await panel.locator(".member").count()).toBe(3);
     await screenshot(alice, "alice-group-full");
+    // Renaming: too long is refused in the server's words; a good name reaches everyone.
+    await panel.getByRole("textbox", { name: "Rename the group" }).fill("x".repeat(101));
+    await panel.getByRole("button", { name: "Rename" }).click();
+    await panel.locator("#members-error", { hasText: "A group name is 1-100 characters" }).waitFor(WAIT);
+    await panel.getByRole("textbox", { name: "Rename the group" }).fill(`${group}!`);
+    await panel.getByRole("button", { name: "Rename" }).click();
+    await alice.page.locator("#thread-title", { hasText: `${group}!` }).waitFor(WAIT);
+    await bob.page.locator("#messages .system", { hasText: `${alice.displayName} renamed the group to “${group}!”` }).waitFor(WAIT);
+    await bob.page.locator("#thread-title", { hasText: `${group}!` }).waitFor(WAIT);
+    await panel.getByRole("textbox", { name: "Rename the group" }).fill(group);
+    await panel.getByRole("button", { name: "Rename" }).click();
+    await inboxRow(carol, group).locator(".inbox-name", { hasText: new RegExp(`^${group}$`) }).waitFor(WAIT);
     await alice.page.keyboard.press("Escape");
     await panel.waitFor({ ...WAIT, state: "hidden" });
   });

@@ -772,6 +772,9 @@ function renderMembers() {
     }),
   );
   $("add-members").hidden = myRank < ROLE_RANK.ADMIN;
+  $("rename-group").hidden = myRank < ROLE_RANK.ADMIN;
+  const rename = $("rename-group").elements.namedItem("name");
+  if (document.activeElement !== rename) rename.value = c.group?.name ?? c.title;
 }
 
 /** @param {boolean} toBottom also scroll down when the reader is not at the bottom (own send, opening) */
@@ -1161,6 +1164,21 @@ $("add-members").addEventListener("submit", async (event) => {
   try {
     await addMembers(c, input.value);
     input.value = "";
+  } catch (error) {
+    $("members-error").textContent = describeError(error);
+  }
+});
+
+$("rename-group").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const c = openedConversation();
+  $("members-error").textContent = "";
+  if (!c) return;
+  try {
+    // As typed: the server says what a name may be.
+    applyGroup(await api.renameGroup(c.id, $("rename-group").elements.namedItem("name").value));
+    renderThreadHeader();
+    renderInbox();
   } catch (error) {
     $("members-error").textContent = describeError(error);
   }
