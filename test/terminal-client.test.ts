@@ -255,6 +255,13 @@ describe("terminal client in a real terminal", () => {
     alice.line("/attach tool.exe");
     await alice.waitFor(/tool\.exe was not sent: content type "application\/octet-stream" is not accepted; use one of: image\/\*/);
 
+    // Removing one makes room for another.
+    alice.line(`/remove ${carolName}`);
+    await alice.waitFor(`· ${aliceName} removed ${carolName}`);
+    alice.line(`/add ${daveName}`);
+    await alice.waitFor(`· ${aliceName} added ${daveName}`);
+    await bob.waitFor(`· ${aliceName} added ${daveName}`);
+
     // Bob leaves; alice sees it.
     bob.line("/leave");
     await bob.waitFor(`you left "Trip plans"`);

@@ -325,6 +325,16 @@ describe("web client: groups, attachments, the outbox (headless Chromium)", () =
     })`)) as string[];
     expect(labels.slice(0, 2)).toEqual(["Today", "Yesterday"]);
     expect(labels[2]).toMatch(/2001/);
+
+    // Alice removes Carol: Carol keeps the history, and can no longer write.
+    await inboxRow(alice, group).click();
+    await alice.page.getByRole("button", { name: /^Members/ }).click();
+    await alice.page.getByRole("button", { name: `Remove ${carol.displayName} from the group` }).click();
+    await alice.page.locator("#thread-status", { hasText: "2 members" }).waitFor(WAIT);
+    await carol.page.locator("#thread-status", { hasText: "You are no longer a member" }).waitFor(WAIT);
+    expect(await carol.page.getByRole("textbox", { name: "Message" }).isDisabled()).toBe(true);
+    await carol.page.locator(".message.theirs", { hasText: "The view from here" }).waitFor(WAIT);
+    await alice.page.keyboard.press("Escape");
   });
 
   it("keeps a peer's last seen time across a server restart", async () => {
