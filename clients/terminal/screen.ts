@@ -32,7 +32,9 @@ export class Screen {
     this.output = output;
     this.rl = createInterface({ input, output, terminal: Boolean(input.isTTY && output.isTTY), historySize: 200 });
     this.rl.setPrompt(this.promptText());
-    // A hidden prompt's keystrokes are not echoed; everything else is written as usual.
+    // A hidden prompt's keystrokes are not echoed; everything else is written as usual. readline
+    // writes through `_writeToOutput` (its internal writer is a getter for it, kept so that a
+    // replacement like this one takes effect).
     const rl = this.rl as WithWriter;
     const write = rl._writeToOutput?.bind(rl);
     if (write) {
