@@ -180,6 +180,16 @@ describe("web client: groups, attachments, the outbox (headless Chromium)", () =
     }
     await inboxRow(carol, group).locator(".inbox-preview", { hasText: `${bob.displayName}: plan.txt` }).waitFor(WAIT);
 
+    // A file dropped on the conversation waits above the composer, and can be taken off again.
+    await carol.page.evaluate(() => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File(["draft"], "dropped.txt", { type: "text/plain" }));
+      document.getElementById("thread")!.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    });
+    await carol.page.locator("#draft-files", { hasText: "dropped.txt" }).waitFor(WAIT);
+    await carol.page.getByRole("button", { name: "Remove dropped.txt" }).click();
+    await carol.page.locator("#draft-files").waitFor({ ...WAIT, state: "hidden" });
+
     // A type the server does not take: the message stays, marked, with the server's reason.
     await bob.page.locator("#file-input").setInputFiles({ name: "tool.exe", mimeType: "application/x-msdownload", buffer: Buffer.from("MZ") });
     await bob.page.getByRole("button", { name: "Send" }).click();

@@ -53,8 +53,6 @@ function newAppState(me) {
       deliver: (entry) => deliver(entry),
       onChange: (entry) => rerender(conversation(entry.conversationId)),
     }),
-    /** Files picked for the next message. */
-    draftFiles: [],
     /** Signed download URLs and the elements showing each attachment, by attachment id. */
     downloads: new Map(),
     attachmentNodes: new Map(),
@@ -111,6 +109,8 @@ function conversation(id) {
       attachmentsLoading: false,
       marking: 0n,
       draft: "",
+      /** Files picked for the next message. */
+      draftFiles: [],
     };
     app.conversations.set(id, c);
   }
@@ -935,7 +935,8 @@ function pendingItem(c, entry) {
 }
 
 function renderDraftFiles() {
-  const files = app?.draftFiles ?? [];
+  const c = openedConversation();
+  const files = c?.draftFiles ?? [];
   $("draft-files").hidden = files.length === 0;
   $("draft-files").replaceChildren(
     ...files.map((file, index) =>
@@ -951,7 +952,7 @@ function renderDraftFiles() {
             className: "link",
             ariaLabel: `Remove ${file.name}`,
             onclick: () => {
-              app.draftFiles.splice(index, 1);
+              c.draftFiles.splice(index, 1);
               renderDraftFiles();
               $("composer").elements.namedItem("text").focus();
             },
@@ -1200,11 +1201,11 @@ $("composer").addEventListener("submit", (event) => {
   const c = openedConversation();
   const input = $("composer").elements.namedItem("text");
   const text = input.value;
-  const files = app.draftFiles;
+  const files = c?.draftFiles ?? [];
   if (!c || (!text.trim() && files.length === 0)) return;
   input.value = "";
   c.draft = "";
-  app.draftFiles = [];
+  c.draftFiles = [];
   renderDraftFiles();
   stopTypingOut();
   send(c, text, files);
@@ -1223,13 +1224,30 @@ $("composer").elements.namedItem("text").addEventListener("input", (event) => {
   if (c) typingInput(c, event.currentTarget.value);
 });
 
+/** Files picked, pasted or dropped wait above the composer for the next message. */
+function addDraftFiles(files) {
+  const c = openedConversation();
+  if (!c || files.length === 0 || !c.member) return false;
+  c.draftFiles.push(...files);
+  renderDraftFiles();
+  $("composer").elements.namedItem("text").focus();
+  return true;
+}
+
 $("attach").addEventListener("click", () => $("file-input").click());
 $("file-input").addEventListener("change", (event) => {
   const input = event.currentTarget;
-  app.draftFiles.push(...input.files);
+  addDraftFiles([...input.files]);
   input.value = "";
-  renderDraftFiles();
-  $("composer").elements.namedItem("text").focus();
+});
+$("composer").elements.namedItem("text").addEventListener("paste", (event) => {
+  if (addDraftFiles([...(event.clipboardData?.files ?? [])])) event.preventDefault();
+});
+$("thread").addEventListener("dragover", (event) => {
+  if (event.dataTransfer?.types.includes("Files")) event.preventDefault();
+});
+$("thread").addEventListener("drop", (event) => {
+  if (addDraftFiles([...(event.dataTransfer?.files ?? [])])) event.preventDefault();
 });
 
 $("older").addEventListener("click", () => {
