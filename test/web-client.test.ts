@@ -1,36 +1,15 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { chromium, type Browser, type Page, type WebSocketRoute } from "playwright-core";
+import type { Browser, Page, WebSocketRoute } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { launchChromium, signUp, WAIT, type Person } from "./support/browser.js";
 import { graphqlData } from "./support/graphql-client.js";
 import { removeDir, startServer, type ServerProcess } from "./support/server-process.js";
-import { PASSWORD, uniqueName } from "./support/users.js";
+import { PASSWORD } from "./support/users.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 // .tmp/ is ignored by git; the screenshots stay there for a person to look at.
 const ARTIFACTS = join(ROOT, ".tmp", "web-client");
-/** Generous: two browsers and a gateway share a small, busy machine. */
-const WAIT = { timeout: 30_000 };
-
-interface Person {
-  readonly page: Page;
-  readonly username: string;
-  readonly displayName: string;
-}
-
-/** Signs up through the login screen, as a person would. */
-async function signUp(page: Page, baseUrl: string, prefix: string): Promise<Person> {
-  const username = uniqueName(prefix);
-  const displayName = `${prefix[0]!.toUpperCase()}${prefix.slice(1)} ${username.slice(-4)}`;
-  await page.goto(baseUrl);
-  await page.getByRole("tab", { name: "Sign up" }).click();
-  await page.getByLabel("Username", { exact: true }).fill(username);
-  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
-  await page.getByLabel("Display name (optional)").fill(displayName);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.locator("#me", { hasText: displayName }).waitFor(WAIT);
-  return { page, username, displayName };
-}
 
 const inboxRow = (person: Person, name: string) => person.page.locator(".inbox-item", { hasText: name });
 const message = (person: Person, side: "mine" | "theirs", text: string) => person.page.locator(`.message.${side}`, { has: person.page.locator(".text", { hasText: text }) });
@@ -45,11 +24,7 @@ describe("web client (headless Chromium)", () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     server = await startServer();
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
@@ -200,7 +175,7 @@ describe("web client (headless Chromium)", () => {
     await message(alice, "mine", "Before the feed was ready").locator(".tick.read").waitFor(WAIT);
   });
 
-  it("logs in on another device, pages back through history, and logs out", async () => {
+  it("logs in on another device, scrolls back through history, and logs out", async () => {
     const { accessToken } = JSON.parse((await bob.page.evaluate(() => localStorage.getItem("chat.session")))!) as { accessToken: string };
     const [conversation] = (await graphqlData<{ inbox: { nodes: { conversation: { id: string; lastSeq: string } }[] } }>(server.url, "{ inbox { nodes { conversation { id lastSeq } } } }", {}, accessToken)).inbox.nodes;
     const total = Number(conversation!.conversation.lastSeq) + 60;
@@ -209,7 +184,7 @@ describe("web client (headless Chromium)", () => {
     for (let batch = 0; batch < 6; batch++) await Promise.all(Array.from({ length: 10 }, (_, i) => send(batch * 10 + i + 1)));
 
     const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
-    const laptop: Person = { ...alice, page };
+    const laptop: Person = { ...alice, page, context: page.context() };
     await page.goto(server.url);
     await page.getByLabel("Username", { exact: true }).fill(alice.username);
     await page.getByLabel("Password", { exact: true }).fill("not the password");
@@ -221,12 +196,14 @@ describe("web client (headless Chromium)", () => {
     // The newest page of history first (50), then the rest on request: the earlier messages and 60 numbered ones.
     await inboxRow(laptop, bob.displayName).click();
     await message(laptop, "theirs", "Numbered 60").waitFor(WAIT);
-    expect(await page.locator("#messages > li").count()).toBe(50);
-    await page.getByRole("button", { name: "Load older messages" }).click();
+    expect(await page.locator("#messages > li[data-seq]").count()).toBe(50);
+    // Scrolling up to the top brings the rest (the button does the same for the keyboard).
+    await page.getByRole("button", { name: "Load older messages" }).waitFor(WAIT);
+    await page.locator("#scroller").evaluate((scroller) => (scroller.scrollTop = 0));
     await message(laptop, "mine", "Hello Bob").waitFor(WAIT);
-    expect(await page.locator("#messages > li").count()).toBe(total);
+    expect(await page.locator("#messages > li[data-seq]").count()).toBe(total);
     await page.getByRole("button", { name: "Load older messages" }).waitFor({ ...WAIT, state: "hidden" });
-    const seqs = await page.locator("#messages > li").evaluateAll((items) => items.map((item) => Number((item as HTMLElement).dataset.seq)));
+    const seqs = await page.locator("#messages > li[data-seq]").evaluateAll((items) => items.map((item) => Number((item as HTMLElement).dataset.seq)));
     expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i + 1));
 
     await page.getByRole("button", { name: "Log out" }).click();

@@ -2,6 +2,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor, type T
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { randomUUID } from "node:crypto";
 import { AccountsService, type Session } from "../../gen/chat/v1/accounts_pb.js";
+import { AttachmentsService } from "../../gen/chat/v1/attachments_pb.js";
 import { ErrorDetailSchema, ErrorReason } from "../../gen/chat/v1/errors_pb.js";
 import { GroupsService } from "../../gen/chat/v1/groups_pb.js";
 import { MessagingService, type StreamRequest } from "../../gen/chat/v1/messaging_pb.js";
@@ -37,6 +38,7 @@ export class ChatClient {
   readonly groups: Client<typeof GroupsService>;
   readonly sync: Client<typeof SyncService>;
   readonly presence: Client<typeof PresenceService>;
+  readonly attachments: Client<typeof AttachmentsService>;
   /**
    * When set, a unary call that fails with TOKEN_EXPIRED refreshes the token once and is retried.
    * Off by default so that callers who test expiry see the raw error; ChatSession turns it on.
@@ -53,6 +55,7 @@ export class ChatClient {
     this.groups = createClient(GroupsService, transport);
     this.sync = createClient(SyncService, transport);
     this.presence = createClient(PresenceService, transport);
+    this.attachments = createClient(AttachmentsService, transport);
   }
 
   get session(): Session {
@@ -122,6 +125,28 @@ export class ChatClient {
   async send(to: { conversationId: string } | { recipientUserId: string }, text: string, clientMsgId: string = randomUUID()) {
     const target = "conversationId" in to ? { case: "conversationId" as const, value: to.conversationId } : { case: "recipientUserId" as const, value: to.recipientUserId };
     return this.messaging.sendMessage({ clientMsgId, to: target, text });
+  }
+
+  /**
+   * Uploads a file for a message to this conversation: a pre-signed URL from CreateUpload, then a PUT
+   * of the bytes there. Returns the attachment id to send with the message.
+   */
+  async uploadAttachment(conversationId: string, file: { bytes: Uint8Array; contentType: string; fileName?: string }): Promise<string> {
+    const ticket = await this.attachments.createUpload({ conversationId, contentType: file.contentType, sizeBytes: BigInt(file.bytes.byteLength), fileName: file.fileName ?? "" });
+    const response = await fetch(ticket.uploadUrl, { method: "PUT", headers: ticket.headers, body: new Blob([new Uint8Array(file.bytes)]) });
+    if (!response.ok) {
+      const refusal = (await response.json().catch(() => ({}))) as { message?: string };
+      throw new ConnectError(`the upload was refused (HTTP ${response.status}): ${refusal.message ?? "no reason given"}`, response.status >= 500 ? Code.Unavailable : Code.InvalidArgument);
+    }
+    return ticket.attachmentId;
+  }
+
+  /** The bytes of an attachment, through a pre-signed download URL, with what the sender said of it. */
+  async downloadAttachment(attachmentId: string): Promise<{ bytes: Uint8Array; contentType: string; fileName: string }> {
+    const ticket = await this.attachments.createDownload({ attachmentId });
+    const response = await fetch(ticket.downloadUrl);
+    if (!response.ok) throw new ConnectError(`the download failed (HTTP ${response.status}); try again`, response.status >= 500 ? Code.Unavailable : Code.NotFound);
+    return { bytes: new Uint8Array(await response.arrayBuffer()), contentType: ticket.contentType, fileName: ticket.fileName };
   }
 
   async history(conversationId: string, page: { beforeSeq?: bigint; afterSeq?: bigint; limit?: number } = {}) {

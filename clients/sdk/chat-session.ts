@@ -73,6 +73,8 @@ interface OutboxEntry {
   readonly clientMsgId: string;
   readonly to: Recipient;
   readonly text: string;
+  /** Uploaded already (AttachmentsService.CreateUpload and the PUT), to the conversation in `to`. */
+  readonly attachmentIds?: readonly string[];
   /** The stream this entry was last written to: each stream gets every entry once. */
   sentOn: DeviceStream | undefined;
   waiters: { resolve: (ack: SendMessageResponse) => void; reject: (error: Error) => void }[];
@@ -81,7 +83,7 @@ interface OutboxEntry {
 interface StoredState {
   session?: JsonValue;
   cursors: Record<string, string>;
-  outbox: { clientMsgId: string; to: Recipient; text: string }[];
+  outbox: { clientMsgId: string; to: Recipient; text: string; attachmentIds?: string[] }[];
 }
 
 const TRANSIENT_CODES = new Set<number>([Code.Unavailable, Code.ResourceExhausted, Code.Aborted, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.Canceled]);
@@ -195,13 +197,14 @@ export class ChatSession {
   /**
    * Queues a message and resolves with its ack once the server has stored it, however many
    * reconnects that takes. Rejects with SendRejectedError when the server refuses it for good.
+   * `attachmentIds` are files already uploaded to that conversation (ChatClient.uploadAttachment).
    */
-  async send(to: Recipient, text: string, clientMsgId: string = randomUUID()): Promise<SendMessageResponse> {
+  async send(to: Recipient, text: string, clientMsgId: string = randomUUID(), attachmentIds: readonly string[] = []): Promise<SendMessageResponse> {
     if (this.closing) throw new SessionClosedError();
     const existing = this.outbox.get(clientMsgId);
     if (existing) return new Promise((resolve, reject) => existing.waiters.push({ resolve, reject }));
     if (this.outbox.size >= this.maxOutbox) throw new OutboxFullError(this.maxOutbox);
-    const entry: OutboxEntry = { clientMsgId, to: copyRecipient(to), text, sentOn: undefined, waiters: [] };
+    const entry: OutboxEntry = { clientMsgId, to: copyRecipient(to), text, ...(attachmentIds.length > 0 ? { attachmentIds: [...attachmentIds] } : {}), sentOn: undefined, waiters: [] };
     const acked = new Promise<SendMessageResponse>((resolve, reject) => entry.waiters.push({ resolve, reject }));
     // Added before the save so that send order is fixed by call order, not by when writes finish.
     this.outbox.set(clientMsgId, entry);
@@ -381,7 +384,7 @@ export class ChatSession {
   private transmit(entry: OutboxEntry, stream: DeviceStream): void {
     if (entry.sentOn === stream) return;
     entry.sentOn = stream;
-    stream.send(entry.to, entry.text, entry.clientMsgId).then(
+    stream.send(entry.to, entry.text, entry.clientMsgId, entry.attachmentIds).then(
       (ack) => this.settle(entry, (waiter) => waiter.resolve(ack), true),
       (error: unknown) => {
         if (entry.sentOn !== stream) return;
@@ -444,7 +447,7 @@ export class ChatSession {
     return {
       session: session ? (toJson(SessionSchema, session) as JsonValue) : undefined,
       cursors: Object.fromEntries([...this.cursorMap].map(([conversationId, seq]) => [conversationId, seq.toString()])),
-      outbox: [...this.outbox.values()].map(({ clientMsgId, to, text }) => ({ clientMsgId, to, text })),
+      outbox: [...this.outbox.values()].map(({ clientMsgId, to, text, attachmentIds }) => ({ clientMsgId, to, text, ...(attachmentIds ? { attachmentIds: [...attachmentIds] } : {}) })),
     };
   }
 }

@@ -138,11 +138,11 @@ export class DeviceStream implements AsyncIterable<DeviceEvent> {
   }
 
   /** Resolves with the ack (after the server's durable write), rejects with SendRejectedError. */
-  send(to: { conversationId: string } | { recipientUserId: string }, text: string, clientMsgId: string = randomUUID()): Promise<SendMessageResponse> {
+  send(to: { conversationId: string } | { recipientUserId: string }, text: string, clientMsgId: string = randomUUID(), attachmentIds: readonly string[] = []): Promise<SendMessageResponse> {
     const target = "conversationId" in to ? { case: "conversationId" as const, value: to.conversationId } : { case: "recipientUserId" as const, value: to.recipientUserId };
     return new Promise((resolve, reject) => {
       this.pending.set(clientMsgId, { resolve, reject });
-      if (!this.outgoing.push(create(StreamRequestSchema, { frame: { case: "send", value: { clientMsgId, to: target, text } } }))) {
+      if (!this.outgoing.push(create(StreamRequestSchema, { frame: { case: "send", value: { clientMsgId, to: target, text, attachmentIds: [...attachmentIds] } } }))) {
         this.pending.delete(clientMsgId);
         reject(new Error("the stream is closed"));
       }

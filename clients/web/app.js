@@ -1,46 +1,30 @@
-// The web client: log in, inbox, conversation, live updates. Plain DOM, no framework.
-// Everything the server pushes arrives on one WebSocket (live.js); everything else is a POST.
+// The web client: log in, inbox, conversations and groups, attachments, live updates. Plain DOM, no
+// framework. Everything the server pushes arrives on one WebSocket (live.js); every other call is
+// made through api.js.
 
+import { Api, ApiError, GraphQLRequestError, MESSAGES_CARRY_ATTACHMENTS, SUBSCRIPTIONS } from "./api.js";
 import { LiveConnection } from "./live.js";
-import { GraphQLRequestError, Session } from "./session.js";
-import { clockTime, describeError, describeSystem, h, lastSeen, longTime, maxSeq, newClientMsgId, shortTime, typingLine, userName } from "./format.js";
-
-const MESSAGE = "id conversationId seq senderUserId clientMsgId kind text sentAt system { kind actorUserId targetUserIds title }";
-const CONVERSATION = "id kind title lastSeq memberUserIds createdAt";
-const USER = "id username displayName";
-
-const Q = {
-  inbox: `query($after: String) { inbox(first: 100, after: $after) {
-    nodes { conversation { ${CONVERSATION} } lastMessage { ${MESSAGE} } readSeq unreadCount lastActivityAt }
-    pageInfo { hasNextPage endCursor } } }`,
-  history: `query($c: ID!, $before: String) { messages(conversationId: $c, last: 50, before: $before) {
-    nodes { ${MESSAGE} } pageInfo { hasPreviousPage } } }`,
-  newer: `query($c: ID!, $after: String) { messages(conversationId: $c, first: 200, after: $after) {
-    nodes { ${MESSAGE} } pageInfo { hasNextPage } } }`,
-  users: `query($ids: [ID!], $names: [String!]) { users(ids: $ids, usernames: $names) { ${USER} } }`,
-  group: `query($id: ID!) { group(id: $id) { name members { userId } } }`,
-  openDirect: `mutation($u: ID!) { openDirectConversation(userId: $u) { ${CONVERSATION} } }`,
-  send: `mutation($c: ID!, $id: String!, $t: String!) { sendMessage(conversationId: $c, clientMsgId: $id, text: $t) { message { ${MESSAGE} } } }`,
-  markRead: `mutation($c: ID!, $s: UInt64!) { markRead(conversationId: $c, seq: $s) { readSeq } }`,
-  typing: `mutation($c: ID!, $t: Boolean!) { setTyping(conversationId: $c, typing: $t) }`,
-  feed: `subscription($resume: [ConversationCursorInput!]) { messages(resume: $resume) {
-    kind heads { conversationId seq } message { ${MESSAGE} } } }`,
-  receipts: `subscription { receipts { conversationId userId kind seq } }`,
-  presence: `subscription($u: [ID!]!) { presence(userIds: $u) { userId status lastSeen } }`,
-  typingFeed: `subscription($c: ID!) { typing(conversationId: $c) { userId typing expiresAt } }`,
-};
+import { Outbox } from "./outbox.js";
+import { Session } from "./session.js";
+import { clockTime, dayLabel, describeError, describeSystem, fileSize, h, lastSeen, longTime, maxSeq, newClientMsgId, parseUsernames, shortTime, typingLine, userName } from "./format.js";
 
 /** Own messages whose readers are looked up when a conversation opens (receipts then keep it current). */
 const READ_STATE_WINDOW = 20;
 const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 5000;
+/** Older history is fetched when the reader scrolls this close to the top. */
+const SCROLL_BACK_PX = 150;
+/** A signed download URL is asked for again this long before it expires. */
+const URL_MARGIN_MS = 10_000;
+const ROLE_RANK = { MEMBER: 1, ADMIN: 2, OWNER: 3 };
 
-const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const $ = (id) => /** @type {any} */ (document.getElementById(id));
 
 const session = new Session((reason) => {
   stopApp();
   showLogin(reason);
 });
+const api = new Api(session);
 
 /** Everything about the logged-in user; replaced whole at each login so late answers of a past session are ignored. */
 let app = null;
@@ -49,18 +33,49 @@ function newAppState(me) {
   return {
     me,
     live: /** @type {LiveConnection | null} */ (null),
+    liveState: "connecting",
     conversations: new Map(),
     users: new Map([[me.id, me]]),
     presence: new Map(),
+    /** When each user was last seen online, kept across restarts (of the page and of the server). */
+    seen: loadSeen(me.id),
     openId: null,
     /** Per conversation, the last seq the feed gave us; null until the feed's first READY. */
     cursors: /** @type {Map<string, bigint> | null} */ (null),
-    inbox: { timer: 0, running: false, again: false },
+    inbox: { timer: 0, running: false, again: false, loaded: false },
     presenceWatch: { key: "", stop: null },
     typingWatch: null,
     typingOut: { conversationId: null, sentAt: 0, idle: 0 },
+    /** Messages not yet stored by the server, in the order they were written; sent one at a time. */
+    outbox: new Outbox({
+      storage: localStorage,
+      key: outboxKey(me.id),
+      deliver: (entry) => deliver(entry),
+      onChange: (entry) => rerender(conversation(entry.conversationId)),
+    }),
+    /** Signed download URLs and the elements showing each attachment, by attachment id. */
+    downloads: new Map(),
+    attachmentNodes: new Map(),
     clock: 0,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local memory: last seen times and the outbox survive a reload
+
+const seenKey = (userId) => `chat.seen.${userId}`;
+const outboxKey = (userId) => `chat.outbox.${userId}`;
+
+function loadSeen(userId) {
+  try {
+    return new Map(Object.entries(JSON.parse(localStorage.getItem(seenKey(userId)) ?? "{}")).filter(([, ms]) => Number.isFinite(ms)));
+  } catch {
+    return new Map();
+  }
+}
+
+function saveSeen() {
+  localStorage.setItem(seenKey(app.me.id), JSON.stringify(Object.fromEntries(app.seen)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -75,22 +90,27 @@ function conversation(id) {
       kind: "DIRECT",
       title: "",
       memberUserIds: [],
-      groupMembers: null,
+      /** A group's name and members with their roles; null until loaded. */
+      group: null,
+      /** False once we left or were removed: the history stays readable. */
+      member: true,
       lastSeq: 0n,
       readSeq: 0n,
       unread: 0,
       lastMessage: null,
       lastActivityAt: 0,
       messages: new Map(),
-      pending: new Map(),
       /** Other members' read watermarks, and their devices' delivery marks (highest per user). */
       readers: new Map(),
       delivered: new Map(),
       typing: new Map(),
       history: "none",
       hasOlder: false,
+      attachmentsLoading: false,
       marking: 0n,
       draft: "",
+      /** Files picked for the next message. */
+      draftFiles: [],
     };
     app.conversations.set(id, c);
   }
@@ -102,6 +122,7 @@ const peerOf = (c) => c.memberUserIds.find((id) => id !== app.me.id) ?? app.me.i
 const nameOf = (id) => (id === app.me.id ? "You" : userName(app.users.get(id)));
 const title = (c) => (c.kind === "GROUP" ? c.title || "Group" : userName(app.users.get(peerOf(c))));
 const bump = (map, key, seq) => map.set(key, maxSeq(map.get(key) ?? 0n, seq));
+const bySeq = (a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0);
 
 function applyConversation(raw) {
   const c = conversation(raw.id);
@@ -113,13 +134,26 @@ function applyConversation(raw) {
   return c;
 }
 
+function applyGroup(raw) {
+  const c = applyConversation(raw.conversation);
+  c.title = raw.name;
+  c.group = { name: raw.name, members: raw.members.map((member) => ({ userId: member.userId, role: member.role })) };
+  c.member = c.group.members.some((member) => member.userId === app.me.id);
+  return c;
+}
+
 /** A message from the feed, a send's answer or history. Returns false for one we already have. */
 function ingest(raw, live) {
   const m = normalize(raw);
   const c = conversation(m.conversationId);
   if (!c.known) scheduleInbox();
-  if (m.senderUserId === app.me.id) c.pending.delete(m.clientMsgId);
-  if (c.messages.has(m.seq)) return false;
+  if (m.senderUserId === app.me.id) app.outbox.settle(m.clientMsgId);
+  const held = c.messages.get(m.seq);
+  if (held) {
+    if (held.attachments === undefined && m.attachments !== undefined) held.attachments = m.attachments;
+    return false;
+  }
+  if (m.kind !== "TEXT") m.attachments = [];
   c.messages.set(m.seq, m);
   if (live && m.senderUserId !== app.me.id) {
     stopTyping(c, m.senderUserId);
@@ -130,7 +164,24 @@ function ingest(raw, live) {
     c.lastMessage = m;
     c.lastActivityAt = Math.max(c.lastActivityAt, m.sentAt || Date.now());
   }
+  if (m.kind === "SYSTEM" && live) onGroupChange(c, m);
   return true;
+}
+
+/** Membership and names change through SYSTEM messages: what is on screen follows them. */
+function onGroupChange(c, m) {
+  const event = m.system;
+  if (!event) return;
+  if (event.kind === "GROUP_RENAMED" || event.kind === "GROUP_CREATED") c.title = event.title || c.title;
+  const gone = (event.kind === "MEMBER_REMOVED" && event.targetUserIds.includes(app.me.id)) || (event.kind === "MEMBER_LEFT" && event.actorUserId === app.me.id);
+  if (gone) {
+    c.member = false;
+    c.group = null;
+  } else if (event.kind === "MEMBERS_ADDED" && event.targetUserIds.includes(app.me.id)) {
+    c.member = true;
+  }
+  if (c.member && (c.group || c.id === app.openId)) loadGroup(c).catch(notify);
+  if (c.id === app.openId) renderThreadHeader();
 }
 
 /** Unread messages we can count ourselves: others' messages after the read watermark. */
@@ -169,14 +220,15 @@ async function loadInbox() {
     const entries = [];
     let after = null;
     do {
-      const data = await session.request(Q.inbox, { after });
-      entries.push(...data.inbox.nodes);
-      after = data.inbox.pageInfo.hasNextPage ? data.inbox.pageInfo.endCursor : null;
+      const page = await api.inbox(after);
+      entries.push(...page.nodes);
+      after = page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null;
     } while (after && entries.length < 1000);
     if (current !== app) return;
     await ensureUsers(entries.flatMap((entry) => [...entry.conversation.memberUserIds, entry.lastMessage?.senderUserId]));
     if (current !== app) return;
     for (const entry of entries) applyInboxEntry(entry);
+    current.inbox.loaded = true;
     watchPresence();
     renderInbox();
     renderThreadHeader();
@@ -197,9 +249,50 @@ async function loadInbox() {
 async function ensureUsers(ids) {
   const missing = [...new Set(ids)].filter((id) => id && !app.users.has(id));
   for (let i = 0; i < missing.length; i += 200) {
-    const data = await session.request(Q.users, { ids: missing.slice(i, i + 200) });
-    for (const user of data.users) app.users.set(user.id, user);
+    for (const user of await api.users({ ids: missing.slice(i, i + 200) })) app.users.set(user.id, user);
   }
+}
+
+/** Users by username; names nobody has are listed in the error. */
+async function usersNamed(names) {
+  if (names.length === 0) return [];
+  const found = await api.users({ names });
+  for (const user of found) app.users.set(user.id, user);
+  const missing = names.filter((name) => !found.some((user) => user.username === name));
+  if (missing.length > 0) throw new Error(`There is no user named ${missing.map((name) => `“${name}”`).join(", ")}.`);
+  return found;
+}
+
+/**
+ * The attachments of the open conversation's messages that do not carry them yet, looked up a
+ * range of seqs at a time (GraphQL messages do not carry them).
+ */
+async function ensureAttachments(c) {
+  if (MESSAGES_CARRY_ATTACHMENTS || c.attachmentsLoading) return;
+  const unknown = [...c.messages.values()].filter((m) => m.attachments === undefined).map((m) => m.seq).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (unknown.length === 0) return;
+  c.attachmentsLoading = true;
+  const current = app;
+  try {
+    for (let i = 0; i < unknown.length; ) {
+      const from = unknown[i];
+      let j = i;
+      while (j + 1 < unknown.length && unknown[j + 1] - from < 200n) j++;
+      const found = await api.attachmentsOf(c.id, from, unknown[j]);
+      if (current !== app) return;
+      for (const [seq, attachments] of found) {
+        const m = c.messages.get(BigInt(seq));
+        if (m && m.attachments === undefined) m.attachments = attachments;
+      }
+      i = j + 1;
+    }
+  } finally {
+    c.attachmentsLoading = false;
+  }
+  if (c.id === app.openId) renderMessages(false);
+  renderInbox();
+  // Messages that arrived meanwhile.
+  if ([...c.messages.values()].some((m) => m.attachments === undefined)) void ensureAttachments(c).catch(notify);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,10 +321,12 @@ function onFeed(event) {
   if (!ingest(raw, true)) return;
   const c = conversation(raw.conversationId);
   renderInbox();
+  if (raw.senderUserId !== app.me.id && raw.kind === "TEXT") announce(c, raw);
   if (c.id === app.openId) {
     renderMessages(raw.senderUserId === app.me.id);
     renderTyping();
     markRead(c);
+    ensureAttachments(c).catch(notify);
   }
 }
 
@@ -283,26 +378,42 @@ function watchPresence() {
   app.presenceWatch.stop?.();
   app.presenceWatch = { key, stop: null };
   if (ids.length === 0) return;
-  app.presenceWatch.stop = app.live.subscribe(Q.presence, () => ({ u: ids }), {
-    next: (data) => {
-      const p = data.presence;
-      app.presence.set(p.userId, { online: p.status === "ONLINE", lastSeen: Date.parse(p.lastSeen ?? "") || 0 });
-      renderInbox();
-      renderThreadHeader();
-    },
+  app.presenceWatch.stop = app.live.subscribe(SUBSCRIPTIONS.presence, () => ({ u: ids }), {
+    next: (data) => onPresence(data.presence),
     error: notifyErrors,
   });
 }
 
+/**
+ * The server forgets when someone was last seen when it restarts, and a page starting afresh never
+ * knew: what this browser saw last is kept and the later of the two is shown.
+ */
+function onPresence(p) {
+  const online = p.status === "ONLINE";
+  const reported = Date.parse(p.lastSeen ?? "") || 0;
+  const seen = Math.max(reported, app.seen.get(p.userId) ?? 0, online ? Date.now() : 0);
+  if (seen > (app.seen.get(p.userId) ?? 0)) {
+    app.seen.set(p.userId, seen);
+    saveSeen();
+  }
+  app.presence.set(p.userId, { online, lastSeen: seen });
+  renderInbox();
+  renderThreadHeader();
+}
+
 function watchTyping(c) {
   app.typingWatch?.();
-  app.typingWatch = c ? app.live.subscribe(Q.typingFeed, () => ({ c: c.id }), { next: (data) => onTyping(c.id, data.typing), error: notifyErrors }) : null;
+  app.typingWatch = c ? app.live.subscribe(SUBSCRIPTIONS.typing, () => ({ c: c.id }), { next: (data) => onTyping(c.id, data.typing), error: notifyErrors }) : null;
 }
 
 function onLiveState(state) {
+  if (!app) return;
+  app.liveState = state;
   const label = $("connection");
   label.textContent = state === "online" ? "" : state === "connecting" ? "Connecting…" : "Offline, reconnecting…";
   label.className = `connection ${state}`;
+  // Back online: what waits in the outbox goes now rather than at its next retry.
+  if (state === "online") app.outbox.kick(true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,71 +426,89 @@ async function openThread(id) {
   if (previous) stopTypingOut();
   const c = conversation(id);
   app.openId = id;
+  // The address names the conversation, so a reload (or a bookmark) comes back to it.
+  history.replaceState(null, "", `#c/${encodeURIComponent(id)}`);
   watchTyping(c);
   $("composer").elements.namedItem("text").value = c.draft;
+  $("members-panel").hidden = true;
   renderInbox();
   renderThread();
   $("composer").elements.namedItem("text").focus();
   const current = app;
   try {
     if (c.history === "none") await loadHistory(c, false);
-    if (c.kind === "GROUP" && !c.groupMembers) await loadGroup(c);
+    if (c.kind === "GROUP" && c.member && !c.group) await loadGroup(c);
     if (current !== app) return;
     markRead(c);
     await loadReadState(c);
   } catch (error) {
-    if (current === app) notify(error);
+    if (current !== app) return;
+    notify(error);
+    // A conversation that is not ours (an old address): back to the inbox.
+    if (error instanceof ApiError && ["NOT_A_MEMBER", "NOT_FOUND", "CONVERSATION_NOT_FOUND", "INVALID_ARGUMENT"].includes(error.code) && !c.known) {
+      app.conversations.delete(c.id);
+      closeThread();
+    }
   }
 }
 
 function closeThread() {
+  const closing = app.openId;
   stopTypingOut();
   app.openId = null;
+  history.replaceState(null, "", location.pathname);
   watchTyping(null);
   renderInbox();
   renderThread();
+  // Keyboard users land where they were in the list.
+  const row = closing && $("inbox").querySelector(`[data-id="${CSS.escape(closing)}"]`);
+  (row || $("new-chat").elements.namedItem("username")).focus();
 }
 
 async function loadHistory(c, older) {
   c.history = "loading";
   const current = app;
-  const before = older && c.messages.size > 0 ? String([...c.messages.keys()].reduce((a, b) => (a < b ? a : b))) : null;
+  const before = older && c.messages.size > 0 ? [...c.messages.keys()].reduce((a, b) => (a < b ? a : b)) : undefined;
   try {
-    const data = await session.request(Q.history, { c: c.id, before });
+    const page = await api.history(c.id, before);
     if (current !== app) return;
-    const nodes = data.messages.nodes;
-    await ensureUsers(nodes.flatMap((m) => [m.senderUserId, ...(m.system?.targetUserIds ?? [])]));
-    for (const m of nodes) ingest(m, false);
-    c.hasOlder = data.messages.pageInfo.hasPreviousPage;
+    await ensureUsers(page.messages.flatMap((m) => [m.senderUserId, m.system?.actorUserId, ...(m.system?.targetUserIds ?? [])]));
+    for (const m of page.messages) ingest(m, false);
+    c.hasOlder = page.hasOlder;
     c.history = "loaded";
   } catch (error) {
     c.history = "none";
     throw error;
   }
   if (c.id === app.openId) older ? renderOlder() : renderMessages(true);
+  await ensureAttachments(c);
 }
 
 /** The messages after the newest one we hold, page by page. */
 async function catchUpHistory(c) {
   const current = app;
-  let after = c.messages.size > 0 ? String([...c.messages.keys()].reduce(maxSeq)) : null;
+  let after = c.messages.size > 0 ? [...c.messages.keys()].reduce(maxSeq) : undefined;
   for (;;) {
-    const data = await session.request(Q.newer, { c: c.id, after });
+    const page = await api.newer(c.id, after);
     if (current !== app) return;
-    await ensureUsers(data.messages.nodes.flatMap((m) => [m.senderUserId, ...(m.system?.targetUserIds ?? [])]));
+    await ensureUsers(page.messages.flatMap((m) => [m.senderUserId, m.system?.actorUserId, ...(m.system?.targetUserIds ?? [])]));
     if (current !== app) return;
-    for (const m of data.messages.nodes) ingest(m, false);
-    if (!data.messages.pageInfo.hasNextPage || data.messages.nodes.length === 0) break;
-    after = data.messages.nodes.at(-1).seq;
+    for (const m of page.messages) ingest(m, false);
+    if (!page.hasNewer || page.messages.length === 0) break;
+    after = BigInt(page.messages.at(-1).seq);
   }
   if (c.id === app.openId) renderMessages(false);
+  await ensureAttachments(c);
 }
 
 async function loadGroup(c) {
-  const data = await session.request(Q.group, { id: c.id });
-  c.groupMembers = data.group.members.map((member) => member.userId);
-  await ensureUsers(c.groupMembers);
+  const current = app;
+  const group = await api.group(c.id);
+  if (current !== app) return;
+  await ensureUsers(group.members.map((member) => member.userId));
+  applyGroup(group);
   renderThreadHeader();
+  renderMembers();
 }
 
 /** Who has read our recent messages: receipts only tell what happens from now on. */
@@ -388,13 +517,9 @@ async function loadReadState(c) {
   const seqs = own.sort((a, b) => (a < b ? -1 : 1)).slice(-READ_STATE_WINDOW);
   if (seqs.length === 0) return;
   const current = app;
-  // Seqs are BigInts, so the document holds digits only.
-  const fields = seqs.map((seq, i) => `r${i}: messageReaders(conversationId: $c, seq: "${seq}") { userId }`).join(" ");
-  const data = await session.request(`query($c: ID!) { ${fields} }`, { c: c.id });
+  const readers = await api.readers(c.id, seqs);
   if (current !== app) return;
-  seqs.forEach((seq, i) => {
-    for (const reader of data[`r${i}`]) bump(c.readers, reader.userId, seq);
-  });
+  for (const [seq, userIds] of readers) for (const userId of userIds) bump(c.readers, userId, seq);
   if (c.id === app.openId) renderMessages(false);
 }
 
@@ -407,11 +532,11 @@ function markRead(c) {
   c.unread = 0;
   renderInbox();
   const current = app;
-  session
-    .request(Q.markRead, { c: c.id, s: String(target) })
-    .then((data) => {
+  api
+    .markRead(c.id, target)
+    .then((readSeq) => {
       if (current !== app) return;
-      c.readSeq = maxSeq(c.readSeq, BigInt(data.markRead.readSeq));
+      c.readSeq = maxSeq(c.readSeq, readSeq);
       // An inbox snapshot taken before the mark may have counted the messages again.
       c.unread = countUnread(c, c.readSeq);
       renderInbox();
@@ -422,41 +547,73 @@ function markRead(c) {
     });
 }
 
-async function send(c, text) {
-  const pending = { clientMsgId: newClientMsgId(), text, failed: false, error: "", at: Date.now() };
-  c.pending.set(pending.clientMsgId, pending);
-  c.lastActivityAt = pending.at;
+// ---------------------------------------------------------------------------------------------
+// Sending (outbox.js keeps the order and the retries)
+
+function send(c, text, files) {
+  app.outbox.add({ clientMsgId: newClientMsgId(), conversationId: c.id, text, files });
+  c.lastActivityAt = Date.now();
   renderMessages(true);
   renderInbox();
-  await deliver(c, pending);
+  app.outbox.kick(false);
 }
 
-/** Sends (or sends again: the same clientMsgId makes a retry safe) one message. */
-async function deliver(c, pending) {
-  const current = app;
-  pending.failed = false;
-  try {
-    const data = await session.request(Q.send, { c: c.id, id: pending.clientMsgId, t: pending.text });
-    if (current !== app) return;
-    ingest(data.sendMessage.message, false);
-  } catch (error) {
-    if (current !== app) return;
-    pending.failed = true;
-    pending.error = describeError(error);
-  }
+function rerender(c) {
   if (c.id === app.openId) renderMessages(false);
   renderInbox();
 }
 
+/** Uploads the files not uploaded yet, then sends; the stored message is shown in place of the pending one. */
+async function deliver(entry) {
+  const current = app;
+  for (let i = 0; i < entry.files.length; i++) {
+    entry.attachmentIds[i] ??= await api.upload(entry.conversationId, entry.files[i]);
+  }
+  const answer = await api.send({ conversationId: entry.conversationId, clientMsgId: entry.clientMsgId, text: entry.text, attachmentIds: entry.attachmentIds });
+  if (current === app) ingest(answer.message, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Starting conversations and managing groups
+
 async function startChat(username) {
-  const name = username.trim().replace(/^@/, "").toLowerCase();
-  const found = (await session.request(Q.users, { names: [name] })).users[0];
-  if (!found) throw new Error(`There is no user named “${name}”.`);
-  app.users.set(found.id, found);
-  const c = applyConversation((await session.request(Q.openDirect, { u: found.id })).openDirectConversation);
+  const [found] = await usersNamed(parseUsernames(username).slice(0, 1));
+  if (!found) throw new Error("Type the username of the person to write to.");
+  if (found.id === app.me.id) throw new Error("That is you: type someone else’s username.");
+  const c = applyConversation(await api.openDirect(found.id));
   c.lastActivityAt ||= Date.now();
   watchPresence();
   await openThread(c.id);
+}
+
+async function createGroup(name, usernames) {
+  const members = await usersNamed(parseUsernames(usernames).filter((name) => name !== app.me.username));
+  const c = applyGroup(await api.createGroup(name, members.map((user) => user.id)));
+  c.lastActivityAt = Date.now();
+  await openThread(c.id);
+}
+
+async function addMembers(c, usernames) {
+  const names = parseUsernames(usernames);
+  if (names.length === 0) throw new Error("Type one or more usernames.");
+  const users = await usersNamed(names);
+  applyGroup(await api.addMembers(c.id, users.map((user) => user.id)));
+  renderThreadHeader();
+  renderMembers();
+}
+
+async function removeMember(c, userId) {
+  applyGroup(await api.removeMember(c.id, userId));
+  renderThreadHeader();
+  renderMembers();
+}
+
+async function leaveGroup(c) {
+  await api.leaveGroup(c.id);
+  c.member = false;
+  c.group = null;
+  $("members-panel").hidden = true;
+  renderThread();
 }
 
 /** Tells the others we type, at most every few seconds, and that we stopped after a pause. */
@@ -470,7 +627,7 @@ function typingInput(c, text) {
   if (out.conversationId !== c.id || Date.now() - out.sentAt > TYPING_REFRESH_MS) {
     out.conversationId = c.id;
     out.sentAt = Date.now();
-    session.request(Q.typing, { c: c.id, t: true }).catch(() => {});
+    api.setTyping(c.id, true).catch(() => {});
   }
   clearTimeout(out.idle);
   out.idle = setTimeout(stopTypingOut, TYPING_IDLE_MS);
@@ -479,7 +636,7 @@ function typingInput(c, text) {
 function stopTypingOut() {
   const out = app.typingOut;
   clearTimeout(out.idle);
-  if (out.conversationId) session.request(Q.typing, { c: out.conversationId, t: false }).catch(() => {});
+  if (out.conversationId) api.setTyping(out.conversationId, false).catch(() => {});
   out.conversationId = null;
   out.sentAt = 0;
 }
@@ -490,34 +647,59 @@ function stopTypingOut() {
 function renderInbox() {
   if (!app) return;
   const list = [...app.conversations.values()].filter((c) => c.known).sort((a, b) => b.lastActivityAt - a.lastActivityAt);
+  const focused = document.activeElement?.closest?.("#inbox .inbox-item")?.dataset.id;
   $("inbox").replaceChildren(...list.map(inboxRow));
-  $("inbox-empty").hidden = list.length > 0;
+  if (focused) $("inbox").querySelector(`[data-id="${CSS.escape(focused)}"]`)?.focus();
+  $("inbox-empty").hidden = list.length > 0 || !app.inbox.loaded;
   const unread = list.reduce((sum, c) => sum + c.unread, 0);
   document.title = unread > 0 ? `(${unread}) Chat` : "Chat";
+}
+
+function describeAttachments(attachments) {
+  if (!attachments?.length) return "";
+  if (attachments.length > 1) return `${attachments.length} files`;
+  return attachments[0].contentType.startsWith("image/") ? "Photo" : attachments[0].fileName || "File";
+}
+
+function preview(c) {
+  const waiting = app.outbox.of(c.id).at(-1);
+  if (waiting) return `You: ${waiting.text || (waiting.files.length > 1 ? `${waiting.files.length} files` : (waiting.files[0]?.name ?? ""))}`;
+  const last = c.lastMessage;
+  if (!last) return c.kind === "GROUP" ? "No messages yet" : "";
+  if (last.kind === "SYSTEM") return describeSystem(last.system, nameOf);
+  if (last.kind === "TOMBSTONE") return "Message deleted";
+  const text = last.text || describeAttachments(last.attachments) || "Attachment";
+  const sender = last.senderUserId === app.me.id ? "You: " : c.kind === "GROUP" ? `${nameOf(last.senderUserId)}: ` : "";
+  return `${sender}${text}`;
 }
 
 function inboxRow(c) {
   const name = title(c);
   const presence = c.kind === "DIRECT" ? app.presence.get(peerOf(c)) : undefined;
-  const last = c.lastMessage;
-  let preview = "";
-  if (last) preview = last.kind === "SYSTEM" ? describeSystem(last.system, nameOf) : last.kind === "TOMBSTONE" ? "Message deleted" : `${last.senderUserId === app.me.id ? "You: " : ""}${last.text}`;
+  const current = c.id === app.openId;
   return h(
     "li",
     {},
     h(
       "button",
-      { type: "button", className: `inbox-item${c.unread > 0 ? " unread" : ""}`, ariaCurrent: c.id === app.openId ? "true" : null, dataset: { id: c.id }, onclick: () => void openThread(c.id) },
-      h("span", { className: `avatar${presence?.online ? " online" : ""}`, ariaHidden: "true" }, name.slice(0, 1).toUpperCase()),
+      { type: "button", className: `inbox-item${c.unread > 0 ? " unread" : ""}`, ariaCurrent: current ? "true" : null, dataset: { id: c.id }, onclick: () => void openThread(c.id) },
+      h("span", { className: `avatar${presence?.online ? " online" : ""}${c.kind === "GROUP" ? " group" : ""}`, ariaHidden: "true" }, name.slice(0, 1).toUpperCase()),
       h(
         "span",
         { className: "inbox-body" },
-        h("span", { className: "inbox-line" }, h("span", { className: "inbox-name" }, name), h("span", { className: "inbox-time" }, shortTime(c.lastActivityAt))),
         h(
           "span",
           { className: "inbox-line" },
-          h("span", { className: "inbox-preview" }, preview),
-          c.unread > 0 && h("span", { className: "badge", ariaLabel: `${c.unread} unread` }, String(c.unread)),
+          h("span", { className: "inbox-name" }, name),
+          presence?.online && h("span", { className: "sr-only" }, ", online"),
+          h("span", { className: "inbox-time" }, shortTime(c.lastActivityAt)),
+        ),
+        h(
+          "span",
+          { className: "inbox-line" },
+          h("span", { className: "inbox-preview" }, preview(c)),
+          c.unread > 0 && h("span", { className: "badge", ariaHidden: "true" }, String(c.unread)),
+          c.unread > 0 && h("span", { className: "sr-only" }, `, ${c.unread} unread`),
         ),
       ),
     ),
@@ -533,6 +715,7 @@ function renderThread() {
   renderThreadHeader();
   renderMessages(true);
   renderTyping();
+  renderDraftFiles();
 }
 
 function renderThreadHeader() {
@@ -540,14 +723,58 @@ function renderThreadHeader() {
   if (!c) return;
   $("thread-title").textContent = title(c);
   const status = $("thread-status");
+  $("members-toggle").hidden = c.kind !== "GROUP";
+  const composer = $("composer");
+  const left = c.kind === "GROUP" && !c.member;
+  for (const control of composer.elements) control.disabled = left;
+  $("left-note").hidden = !left;
   if (c.kind === "GROUP") {
-    status.textContent = c.groupMembers ? `${c.groupMembers.length} members` : "";
+    status.textContent = left ? "You are no longer a member" : c.group ? `${c.group.members.length} members` : "";
     status.className = "thread-status";
+    $("members-toggle").textContent = c.group ? `Members (${c.group.members.length})` : "Members";
     return;
   }
   const presence = app.presence.get(peerOf(c));
   status.textContent = !presence ? "" : presence.online ? "online" : lastSeen(presence.lastSeen);
   status.className = `thread-status${presence?.online ? " online" : ""}`;
+}
+
+function renderMembers() {
+  const c = openedConversation();
+  const panel = $("members-panel");
+  if (!c || c.kind !== "GROUP" || panel.hidden) return;
+  const members = c.group?.members ?? [];
+  const myRank = ROLE_RANK[members.find((member) => member.userId === app.me.id)?.role] ?? 0;
+  $("members-list").replaceChildren(
+    ...members.map((member) => {
+      const name = member.userId === app.me.id ? `${userName(app.me)} (you)` : userName(app.users.get(member.userId));
+      const canRemove = member.userId !== app.me.id && myRank >= ROLE_RANK.ADMIN && myRank > (ROLE_RANK[member.role] ?? 0);
+      return h(
+        "li",
+        { className: "member" },
+        h("span", { className: "member-name" }, name),
+        h("span", { className: "member-role" }, member.role.toLowerCase()),
+        canRemove &&
+          h(
+            "button",
+            {
+              type: "button",
+              className: "link danger",
+              ariaLabel: `Remove ${name} from the group`,
+              onclick: () => {
+                $("members-error").textContent = "";
+                removeMember(c, member.userId).catch((error) => ($("members-error").textContent = describeError(error)));
+              },
+            },
+            "Remove",
+          ),
+      );
+    }),
+  );
+  $("add-members").hidden = myRank < ROLE_RANK.ADMIN;
+  $("rename-group").hidden = myRank < ROLE_RANK.ADMIN;
+  const rename = $("rename-group").elements.namedItem("name");
+  if (document.activeElement !== rename) rename.value = c.group?.name ?? c.title;
 }
 
 /** @param {boolean} toBottom also scroll down when the reader is not at the bottom (own send, opening) */
@@ -556,8 +783,24 @@ function renderMessages(toBottom) {
   if (!c) return;
   const scroller = $("scroller");
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
-  const sorted = [...c.messages.values()].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
-  $("messages").replaceChildren(...sorted.map((m) => messageItem(c, m)), ...[...c.pending.values()].map((p) => pendingItem(c, p)));
+  const sorted = [...c.messages.values()].sort(bySeq);
+  const items = [];
+  let day = "";
+  const separate = (ms) => {
+    const label = dayLabel(ms || Date.now());
+    if (label === day) return;
+    day = label;
+    items.push(h("li", { className: "day", role: "separator" }, h("span", {}, label)));
+  };
+  for (const m of sorted) {
+    separate(m.sentAt);
+    items.push(messageItem(c, m));
+  }
+  for (const entry of app.outbox.of(c.id)) {
+    separate(entry.at);
+    items.push(pendingItem(c, entry));
+  }
+  $("messages").replaceChildren(...items);
   $("older").hidden = !c.hasOlder;
   if (toBottom || atBottom) scroller.scrollTop = scroller.scrollHeight;
 }
@@ -571,42 +814,152 @@ function renderOlder() {
 }
 
 function others(c) {
-  const members = c.kind === "DIRECT" ? c.memberUserIds : (c.groupMembers ?? [...c.readers.keys()]);
+  const members = c.kind === "DIRECT" ? c.memberUserIds : (c.group?.members.map((member) => member.userId) ?? [...c.readers.keys()]);
   return members.filter((id) => id !== app.me.id);
 }
+
+/** A glyph with its meaning for screen readers. */
+const glyph = (className, label, text) => h("span", { className, title: label, role: "img", ariaLabel: label }, text);
 
 /** ✓✓ once every other member has read it; ✓ when it is stored (and, if a device reported it, delivered). */
 function tick(c, m) {
   const people = others(c);
-  if (people.length > 0 && people.every((id) => (c.readers.get(id) ?? 0n) >= m.seq)) return h("span", { className: "tick read", title: "Read", ariaLabel: "Read" }, "✓✓");
+  if (people.length > 0 && people.every((id) => (c.readers.get(id) ?? 0n) >= m.seq)) return glyph("tick read", "Read", "✓✓");
   const delivered = people.length > 0 && people.every((id) => (c.delivered.get(id) ?? 0n) >= m.seq);
   const label = delivered ? "Delivered" : "Sent";
-  return h("span", { className: `tick ${label.toLowerCase()}`, title: label, ariaLabel: label }, "✓");
+  return glyph(`tick ${label.toLowerCase()}`, label, "✓");
 }
 
 function messageItem(c, m) {
   if (m.kind === "SYSTEM") return h("li", { className: "system", dataset: { seq: String(m.seq) } }, describeSystem(m.system, nameOf));
   const mine = m.senderUserId === app.me.id;
+  const showSender = c.kind === "GROUP" && !mine;
   return h(
     "li",
     { className: `message ${mine ? "mine" : "theirs"}`, dataset: { seq: String(m.seq) } },
-    c.kind === "GROUP" && !mine && h("span", { className: "sender" }, nameOf(m.senderUserId)),
-    m.kind === "TOMBSTONE" ? h("p", { className: "text deleted" }, "Message deleted") : h("p", { className: "text" }, m.text),
-    h("span", { className: "meta" }, h("time", { title: longTime(m.sentAt) }, clockTime(m.sentAt)), mine && m.kind === "TEXT" && tick(c, m)),
+    showSender ? h("span", { className: "sender" }, nameOf(m.senderUserId)) : h("span", { className: "sr-only" }, `${mine ? "You" : nameOf(m.senderUserId)}: `),
+    m.kind !== "TOMBSTONE" && m.attachments?.length > 0 && h("div", { className: "attachments" }, ...m.attachments.map(attachmentNode)),
+    m.kind === "TOMBSTONE" ? h("p", { className: "text deleted" }, "Message deleted") : m.text && h("p", { className: "text" }, m.text),
+    h("span", { className: "meta" }, h("time", { title: longTime(m.sentAt), dateTime: m.sentAt ? new Date(m.sentAt).toISOString() : undefined }, clockTime(m.sentAt)), mine && m.kind === "TEXT" && tick(c, m)),
   );
 }
 
-function pendingItem(c, p) {
+/** A signed URL for an attachment, asked for again when close to expiry. */
+function downloadUrl(attachmentId) {
+  let held = app.downloads.get(attachmentId);
+  if (!held || (held.expiresAt && held.expiresAt - URL_MARGIN_MS < Date.now() && !held.pending)) {
+    const current = app;
+    held = { pending: true, expiresAt: 0, url: "", promise: null };
+    held.promise = api.download(attachmentId).then(
+      (answer) => {
+        Object.assign(held, answer, { pending: false });
+        return held;
+      },
+      (error) => {
+        if (current === app) app.downloads.delete(attachmentId);
+        throw error;
+      },
+    );
+    app.downloads.set(attachmentId, held);
+  }
+  return held.promise;
+}
+
+/**
+ * An image as a preview, any other file as a link with its size. One element per attachment, kept
+ * across renders, so an image is not loaded again each time the conversation changes.
+ */
+function attachmentNode(attachment) {
+  const known = app.attachmentNodes.get(attachment.id);
+  if (known) return known;
+  const name = attachment.fileName || (attachment.contentType.startsWith("image/") ? "image" : "file");
+  let node;
+  if (attachment.contentType.startsWith("image/")) {
+    const image = h("img", { className: "attachment-image", alt: name, decoding: "async" });
+    node = h("a", { className: "attachment image", title: `${name} (${fileSize(attachment.size)})`, ariaLabel: `Image ${name}, ${fileSize(attachment.size)}, download`, download: name }, image);
+    downloadUrl(attachment.id).then(
+      (held) => {
+        image.src = held.url;
+        node.href = held.url;
+      },
+      () => node.classList.add("broken"),
+    );
+  } else {
+    node = h("a", { className: "attachment file", download: name, ariaLabel: `Download ${name}, ${fileSize(attachment.size)}` }, h("img", { className: "file-icon", src: "/file.svg", alt: "" }), h("span", { className: "file-name" }, name), h("span", { className: "file-size" }, fileSize(attachment.size)));
+    downloadUrl(attachment.id).then(
+      (held) => (node.href = held.url),
+      () => node.classList.add("broken"),
+    );
+  }
+  // A URL that has expired since the page got it is renewed before the browser follows it.
+  node.addEventListener("click", (event) => {
+    const held = app.downloads.get(attachment.id);
+    if (held && !held.pending && held.expiresAt - URL_MARGIN_MS > Date.now()) return;
+    event.preventDefault();
+    app.downloads.delete(attachment.id);
+    downloadUrl(attachment.id).then((fresh) => {
+      node.href = fresh.url;
+      node.click();
+    }, notify);
+  });
+  app.attachmentNodes.set(attachment.id, node);
+  return node;
+}
+
+function pendingItem(c, entry) {
+  const failed = entry.state === "failed";
+  const status = failed ? "" : entry.waiting ? "Waiting for the connection" : "Sending";
   return h(
     "li",
-    { className: `message mine pending${p.failed ? " failed" : ""}` },
-    h("p", { className: "text" }, p.text),
+    { className: `message mine pending${failed ? " failed" : ""}${entry.waiting ? " waiting" : ""}`, dataset: { clientMsgId: entry.clientMsgId } },
+    h("span", { className: "sr-only" }, "You: "),
+    entry.files.length > 0 &&
+      h(
+        "div",
+        { className: "attachments" },
+        ...entry.files.map((file) => h("span", { className: "attachment file" }, h("img", { className: "file-icon", src: "/attach.svg", alt: "" }), h("span", { className: "file-name" }, file.name), h("span", { className: "file-size" }, fileSize(file.size)))),
+      ),
+    entry.text && h("p", { className: "text" }, entry.text),
+    failed && h("p", { className: "send-error", role: "alert" }, describeError(entry.error)),
     h(
       "span",
       { className: "meta" },
-      p.failed
-        ? h("button", { type: "button", className: "link retry", title: p.error, onclick: () => void deliver(c, p) }, "Not sent. Retry")
-        : h("span", { className: "tick sending", title: "Sending", ariaLabel: "Sending" }, "…"),
+      failed
+        ? [
+            h("button", { type: "button", className: "link retry", onclick: () => (app.outbox.retry(entry), rerender(c)) }, "Not sent. Retry"),
+            h("button", { type: "button", className: "link retry", ariaLabel: "Delete this unsent message", onclick: () => (app.outbox.discard(entry), rerender(c)) }, "Delete"),
+          ]
+        : [entry.waiting && h("span", { className: "waiting-note" }, "Waiting for network"), glyph("tick sending", status, "…")],
+    ),
+  );
+}
+
+function renderDraftFiles() {
+  const c = openedConversation();
+  const files = c?.draftFiles ?? [];
+  $("draft-files").hidden = files.length === 0;
+  $("draft-files").replaceChildren(
+    ...files.map((file, index) =>
+      h(
+        "li",
+        { className: "draft-file" },
+        h("span", { className: "file-name" }, file.name),
+        h("span", { className: "file-size" }, fileSize(file.size)),
+        h(
+          "button",
+          {
+            type: "button",
+            className: "link",
+            ariaLabel: `Remove ${file.name}`,
+            onclick: () => {
+              c.draftFiles.splice(index, 1);
+              renderDraftFiles();
+              $("composer").elements.namedItem("text").focus();
+            },
+          },
+          "✕",
+        ),
+      ),
     ),
   );
 }
@@ -616,8 +969,16 @@ function renderTyping() {
   $("typing").textContent = c ? typingLine([...c.typing.keys()].map(nameOf)) : "";
 }
 
+/** New messages are read out by screen readers here: the list itself is redrawn too often to be a live region. */
+function announce(c, raw) {
+  const where = c.id === app.openId ? "" : ` in ${title(c)}`;
+  $("announcer").textContent = `${nameOf(raw.senderUserId)}${where}: ${raw.text || "sent a file"}`;
+}
+
 let noticeTimer = 0;
 function notify(error) {
+  // Unreachable while the connection is down: the top bar already says so.
+  if (error instanceof TypeError && app && app.liveState !== "online") return;
   const notice = $("notice");
   notice.textContent = describeError(error);
   notice.hidden = false;
@@ -654,26 +1015,43 @@ function setSignUpMode(on) {
   $("login-form").elements.namedItem("password").autocomplete = on ? "new-password" : "current-password";
 }
 
+/** The conversation the address names (`#c/<id>`), if any. */
+function addressedConversation() {
+  const match = /^#c\/(.+)$/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
 function startApp() {
   app = newAppState(session.user);
   $("login-view").hidden = true;
   $("app-view").hidden = false;
   $("me").textContent = userName(app.me);
   $("me").title = `@${app.me.username}`;
+  app.outbox.load();
   renderInbox();
   renderThread();
   app.live = new LiveConnection(session, onLiveState);
-  app.live.subscribe(Q.feed, () => (app.cursors ? { resume: [...app.cursors].map(([conversationId, seq]) => ({ conversationId, seq: String(seq) })) } : {}), {
+  app.live.subscribe(SUBSCRIPTIONS.feed, () => (app.cursors ? { resume: [...app.cursors].map(([conversationId, seq]) => ({ conversationId, seq: String(seq) })) } : {}), {
     next: (data) => onFeed(data.messages),
     error: notifyErrors,
   });
-  app.live.subscribe(Q.receipts, () => ({}), { next: (data) => onReceipt(data.receipts), error: notifyErrors });
-  // Relative times ("last seen 5 min ago") age.
+  app.live.subscribe(SUBSCRIPTIONS.receipts, () => ({}), { next: (data) => onReceipt(data.receipts), error: notifyErrors });
+  // Relative times ("last seen 5 min ago") age; people still online are still being seen.
   app.clock = setInterval(() => {
+    let changed = false;
+    for (const [userId, presence] of app.presence) {
+      if (!presence.online) continue;
+      app.seen.set(userId, Date.now());
+      changed = true;
+    }
+    if (changed) saveSeen();
     renderInbox();
     renderThreadHeader();
   }, 30_000);
   void loadInbox();
+  const addressed = addressedConversation();
+  if (addressed) void openThread(addressed);
+  app.outbox.kick(false);
 }
 
 function stopApp() {
@@ -682,10 +1060,15 @@ function stopApp() {
   clearInterval(app.clock);
   clearTimeout(app.inbox.timer);
   clearTimeout(app.typingOut.idle);
+  app.outbox.stop();
   for (const c of app.conversations.values()) for (const timer of c.typing.values()) clearTimeout(timer);
   app = null;
+  history.replaceState(null, "", location.pathname);
   $("inbox").replaceChildren();
   $("messages").replaceChildren();
+  $("draft-files").replaceChildren();
+  $("members-panel").hidden = true;
+  if ($("group-dialog").open) $("group-dialog").close();
   document.title = "Chat";
 }
 
@@ -703,7 +1086,8 @@ $("login-form").addEventListener("submit", async (event) => {
   button.disabled = true;
   $("login-error").textContent = "";
   try {
-    const username = field("username").trim().toLowerCase();
+    // The server lower-cases usernames: "Alice" signs up (and logs in) as "alice".
+    const username = field("username").trim();
     if (signUpMode) await session.signUp(username, field("password"), field("displayName").trim());
     else await session.logIn(username, field("password"));
     form.reset();
@@ -715,7 +1099,14 @@ $("login-form").addEventListener("submit", async (event) => {
   }
 });
 
-$("logout").addEventListener("click", () => void session.logOut());
+$("logout").addEventListener("click", () => {
+  // Logging out leaves nothing of this user in the browser: unsent messages and last-seen times go too.
+  if (app) {
+    localStorage.removeItem(outboxKey(app.me.id));
+    localStorage.removeItem(seenKey(app.me.id));
+  }
+  void session.logOut();
+});
 
 $("new-chat").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -730,16 +1121,94 @@ $("new-chat").addEventListener("submit", async (event) => {
   }
 });
 
+$("new-group").addEventListener("click", () => {
+  $("group-form").reset();
+  $("group-error").textContent = "";
+  $("group-dialog").showModal();
+});
+$("group-cancel").addEventListener("click", () => $("group-dialog").close());
+$("group-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = /** @type {HTMLFormElement} */ (event.currentTarget);
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  $("group-error").textContent = "";
+  try {
+    // The name goes as typed: the server says what it accepts.
+    await createGroup(form.elements.namedItem("name").value, form.elements.namedItem("members").value);
+    $("group-dialog").close();
+  } catch (error) {
+    $("group-error").textContent = describeError(error);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("members-toggle").addEventListener("click", () => {
+  const c = openedConversation();
+  const panel = $("members-panel");
+  panel.hidden = !panel.hidden;
+  $("members-toggle").setAttribute("aria-expanded", String(!panel.hidden));
+  $("members-error").textContent = "";
+  if (panel.hidden || !c) return;
+  renderMembers();
+  if (c.member) loadGroup(c).catch((error) => ($("members-error").textContent = describeError(error)));
+  $("add-members").elements.namedItem("usernames").focus();
+});
+
+$("add-members").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const c = openedConversation();
+  const input = $("add-members").elements.namedItem("usernames");
+  $("members-error").textContent = "";
+  if (!c) return;
+  try {
+    await addMembers(c, input.value);
+    input.value = "";
+  } catch (error) {
+    $("members-error").textContent = describeError(error);
+  }
+});
+
+$("rename-group").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const c = openedConversation();
+  $("members-error").textContent = "";
+  if (!c) return;
+  try {
+    // As typed: the server says what a name may be.
+    applyGroup(await api.renameGroup(c.id, $("rename-group").elements.namedItem("name").value));
+    renderThreadHeader();
+    renderInbox();
+  } catch (error) {
+    $("members-error").textContent = describeError(error);
+  }
+});
+
+$("leave-group").addEventListener("click", async () => {
+  const c = openedConversation();
+  if (!c) return;
+  $("members-error").textContent = "";
+  try {
+    await leaveGroup(c);
+  } catch (error) {
+    $("members-error").textContent = describeError(error);
+  }
+});
+
 $("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   const c = openedConversation();
   const input = $("composer").elements.namedItem("text");
   const text = input.value;
-  if (!c || !text.trim()) return;
+  const files = c?.draftFiles ?? [];
+  if (!c || (!text.trim() && files.length === 0)) return;
   input.value = "";
   c.draft = "";
+  c.draftFiles = [];
+  renderDraftFiles();
   stopTypingOut();
-  void send(c, text);
+  send(c, text, files);
 });
 
 $("composer").elements.namedItem("text").addEventListener("keydown", (event) => {
@@ -755,12 +1224,86 @@ $("composer").elements.namedItem("text").addEventListener("input", (event) => {
   if (c) typingInput(c, event.currentTarget.value);
 });
 
+/** Files picked, pasted or dropped wait above the composer for the next message. */
+function addDraftFiles(files) {
+  const c = openedConversation();
+  if (!c || files.length === 0 || !c.member) return false;
+  c.draftFiles.push(...files);
+  renderDraftFiles();
+  $("composer").elements.namedItem("text").focus();
+  return true;
+}
+
+$("attach").addEventListener("click", () => $("file-input").click());
+$("file-input").addEventListener("change", (event) => {
+  const input = event.currentTarget;
+  addDraftFiles([...input.files]);
+  input.value = "";
+});
+$("composer").elements.namedItem("text").addEventListener("paste", (event) => {
+  if (addDraftFiles([...(event.clipboardData?.files ?? [])])) event.preventDefault();
+});
+$("thread").addEventListener("dragover", (event) => {
+  if (event.dataTransfer?.types.includes("Files")) event.preventDefault();
+});
+$("thread").addEventListener("drop", (event) => {
+  if (addDraftFiles([...(event.dataTransfer?.files ?? [])])) event.preventDefault();
+});
+
 $("older").addEventListener("click", () => {
   const c = openedConversation();
   if (c && c.history === "loaded") loadHistory(c, true).catch(notify);
 });
 
+// Scrolling up to the top brings the page before it.
+$("scroller").addEventListener("scroll", () => {
+  const c = openedConversation();
+  if (c && c.hasOlder && c.history === "loaded" && $("scroller").scrollTop < SCROLL_BACK_PX) loadHistory(c, true).catch(notify);
+});
+
 $("back").addEventListener("click", closeThread);
+
+// Keyboard: arrows move through the conversation list, Alt+arrows switch conversations from
+// anywhere, Escape leaves the open conversation for the list.
+$("inbox").addEventListener("keydown", (event) => {
+  const rows = [...$("inbox").querySelectorAll(".inbox-item")];
+  const at = rows.indexOf(document.activeElement);
+  const next = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: rows.length - 1 }[event.key];
+  if (next === undefined || rows.length === 0) return;
+  event.preventDefault();
+  rows[Math.max(0, Math.min(rows.length - 1, next))].focus();
+});
+
+document.addEventListener("keydown", (event) => {
+  if (!app || $("group-dialog").open) return;
+  if (event.altKey && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+    const rows = [...$("inbox").querySelectorAll(".inbox-item")];
+    if (rows.length === 0) return;
+    event.preventDefault();
+    const at = rows.findIndex((row) => row.dataset.id === app.openId);
+    const next = rows[Math.max(0, Math.min(rows.length - 1, at + (event.key === "ArrowDown" ? 1 : -1)))];
+    void openThread(next.dataset.id);
+    return;
+  }
+  if (event.key === "Escape" && app.openId) {
+    if (!$("members-panel").hidden) {
+      $("members-panel").hidden = true;
+      $("members-toggle").setAttribute("aria-expanded", "false");
+      $("members-toggle").focus();
+      return;
+    }
+    event.preventDefault();
+    closeThread();
+  }
+});
+
+addEventListener("hashchange", () => {
+  const addressed = addressedConversation();
+  if (app && addressed && addressed !== app.openId) void openThread(addressed);
+});
+
+// The browser says the network is back: waiting messages go now.
+addEventListener("online", () => app?.outbox.kick(true));
 
 document.addEventListener("visibilitychange", () => {
   const c = openedConversation();

@@ -10,6 +10,7 @@ export function h(tag, props = {}, ...children) {
     if (value === undefined || value === null) continue;
     if (key === "dataset") Object.assign(element.dataset, value);
     else if (key.startsWith("aria")) element.setAttribute(`aria-${key.slice(4).toLowerCase()}`, String(value));
+    else if (key === "role") element.setAttribute("role", value);
     else if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
     else element[key] = value;
   }
@@ -33,6 +34,37 @@ export function shortTime(ms) {
   if (!ms) return "";
   const date = new Date(ms);
   return date.toDateString() === new Date().toDateString() ? timeOfDay.format(date) : shortDate.format(date);
+}
+
+const dayOfWeek = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long" });
+const dayOfYear = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+
+/** The heading over a day's messages: "Today", "Yesterday", else the date (with the year if not this one). */
+export function dayLabel(ms) {
+  const date = new Date(ms);
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (date.toDateString() === today.toDateString()) return "Today";
+  if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return (date.getFullYear() === today.getFullYear() ? dayOfWeek : dayOfYear).format(date);
+}
+
+/** 1234567 → "1.2 MB". */
+export function fileSize(bytes) {
+  if (!Number.isFinite(bytes) || bytes < 1024) return `${bytes} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** "@Bob, carol dave" → ["bob", "carol", "dave"]: usernames as the server stores them, each once. */
+export function parseUsernames(text) {
+  return [...new Set(text.split(/[\s,;]+/).map((name) => name.replace(/^@/, "").toLowerCase()).filter(Boolean))];
 }
 
 export const clockTime = (ms) => (ms ? timeOfDay.format(new Date(ms)) : "");
@@ -92,10 +124,13 @@ export function describeError(error) {
       return "Slow down a little, then try again.";
     case "TEXT_TOO_LONG":
       return "That message is too long.";
+    case "NOT_A_MEMBER":
+      return "You are not a member of that conversation.";
     case undefined:
-      return error instanceof TypeError ? "Cannot reach the server." : String(error?.message ?? error);
+      return error instanceof TypeError ? "Cannot reach the server: check the connection and try again." : String(error?.message ?? error);
     default:
-      return error.message;
+      // The server's own words say what to fix ("a group has at most 100 members").
+      return error.message ? error.message[0].toUpperCase() + error.message.slice(1) : String(error.code);
   }
 }
 

@@ -2,7 +2,7 @@
 // The connection comes back by itself: every active subscription is sent again, each asking the
 // server for its variables anew (the message feed's variables hold its resume cursors).
 
-import { isTokenError } from "./session.js";
+import { isTokenError } from "./api.js";
 
 /** Feed endings the server asks us to answer by subscribing again. */
 const RETRYABLE = new Set(["SERVER_DRAINING", "SLOW_CONSUMER", "UNAVAILABLE", "INTERNAL", "RATE_LIMITED"]);

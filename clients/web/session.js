@@ -1,20 +1,10 @@
-// The logged-in device and every HTTP call to /graphql. Access tokens are short-lived: they are
-// renewed ahead of expiry, and a call refused for its token is retried once after a refresh.
+// The logged-in device and its tokens; every authenticated call runs through `call`. Access tokens
+// are short-lived: they are renewed ahead of expiry, and a call refused for its token is retried
+// once after a refresh.
+
+import * as api from "./api.js";
 
 const STORAGE_KEY = "chat.session";
-const SESSION_FIELDS = "accessToken accessTokenExpiresAt refreshToken deviceId user { id username displayName }";
-/** Errors that a fresh access token can cure. */
-const TOKEN_CODES = new Set(["TOKEN_EXPIRED", "TOKEN_INVALID", "TOKEN_MISSING"]);
-
-export class GraphQLRequestError extends Error {
-  constructor(errors) {
-    super(errors.map((error) => error.message).join("; "));
-    this.errors = errors;
-    this.code = errors[0]?.extensions?.code ?? "UNKNOWN";
-  }
-}
-
-export const isTokenError = (code) => TOKEN_CODES.has(code);
 
 function readStored() {
   try {
@@ -23,26 +13,6 @@ function readStored() {
   } catch {
     return null;
   }
-}
-
-async function post(query, variables, token) {
-  const response = await fetch("/graphql", {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      accept: "application/graphql-response+json, application/json",
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify({ query, variables }),
-  });
-  let body;
-  try {
-    body = await response.json();
-  } catch {
-    throw new Error(`the server answered ${response.status} without a GraphQL result`);
-  }
-  if (body.errors?.length) throw new GraphQLRequestError(body.errors);
-  return body.data;
 }
 
 export class Session {
@@ -71,40 +41,36 @@ export class Session {
   }
 
   async signUp(username, password, displayName) {
-    const data = await post(
-      `mutation($u: String!, $p: String!, $d: String, $n: String) { signUp(username: $u, password: $p, displayName: $d, deviceName: $n) { ${SESSION_FIELDS} } }`,
-      { u: username, p: password, d: displayName || null, n: deviceName() },
-    );
-    this.adopt(data.signUp, true);
+    this.adopt(await api.signUp(username, password, displayName, deviceName()), true);
   }
 
   async logIn(username, password) {
-    const data = await post(`mutation($u: String!, $p: String!, $n: String) { logIn(username: $u, password: $p, deviceName: $n) { ${SESSION_FIELDS} } }`, {
-      u: username,
-      p: password,
-      n: deviceName(),
-    });
-    this.adopt(data.logIn, true);
+    this.adopt(await api.logIn(username, password, deviceName()), true);
   }
 
   async logOut() {
     const token = this.accessToken;
     this.end("");
     // The server revokes the device's tokens; locally the session is gone whatever it answers.
-    if (token) await post("mutation { logOut }", {}, token).catch(() => {});
+    if (token) await api.logOut(token).catch(() => {});
   }
 
-  /** Runs an authenticated operation, renewing the access token once if the server refuses it. */
-  async request(query, variables = {}) {
+  /**
+   * Runs an authenticated call, `fn(accessToken)`, renewing the access token once if the server refuses it.
+   * @template T
+   * @param {(token: string) => Promise<T>} fn
+   * @returns {Promise<T>}
+   */
+  async call(fn) {
     const token = this.accessToken;
     if (!token) throw new Error("not logged in");
     try {
-      return await post(query, variables, token);
+      return await fn(token);
     } catch (error) {
-      if (error instanceof GraphQLRequestError && error.code === "DEVICE_REVOKED") this.end("This device was logged out.");
-      if (!(error instanceof GraphQLRequestError) || !isTokenError(error.code)) throw error;
+      if (error instanceof api.ApiError && error.code === "DEVICE_REVOKED") this.end("This device was logged out.");
+      if (!(error instanceof api.ApiError) || !api.isTokenError(error.code)) throw error;
       await this.refresh(token);
-      return post(query, variables, this.accessToken);
+      return fn(this.accessToken);
     }
   }
 
@@ -118,13 +84,12 @@ export class Session {
       const used = this.current?.refreshToken;
       if (!used) throw new Error("not logged in");
       try {
-        const data = await post(`mutation($r: String!) { refreshSession(refreshToken: $r) { ${SESSION_FIELDS} } }`, { r: used });
-        this.adopt(data.refreshSession, true);
+        this.adopt(await api.refreshSession(used), true);
       } catch (error) {
         const stored = readStored();
         if (stored && stored.refreshToken !== used && stored.user.id === this.current?.user.id) {
           this.adopt(stored, false);
-        } else if (error instanceof GraphQLRequestError) {
+        } else if (error instanceof api.ApiError) {
           this.end("Your session has expired. Please log in again.");
           throw error;
         } else {
