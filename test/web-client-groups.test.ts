@@ -309,6 +309,8 @@ describe("web client: groups, attachments, the outbox (headless Chromium)", () =
     await alice.page.keyboard.press("ArrowUp");
     await alice.page.keyboard.press("Enter");
     await alice.page.locator("#thread-title", { hasText: bob.displayName }).waitFor(WAIT);
+    // Read once it is on screen: leaving before the history shows must not mark it read.
+    await alice.page.locator(".message.theirs", { hasText: "A very long message" }).waitFor(WAIT);
     expect(await alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("Message");
     await alice.page.keyboard.press("Alt+ArrowDown");
     await alice.page.locator("#thread-title", { hasText: group }).waitFor(WAIT);
