@@ -45,6 +45,17 @@ function chatExtensions(error: ChatError): ChatErrorExtensions {
   };
 }
 
+/**
+ * Over HTTP, a refusal to come back later is also said the HTTP way: 429 or 503 with `Retry-After`
+ * (whole seconds), which proxies and HTTP clients understand. yoga reads and then drops `http`.
+ */
+function httpHint(error: ChatError): { http?: { status: number; headers: Record<string, string> } } {
+  const retryAfterMs = Number(error.metadata.retry_after_ms);
+  if (!(retryAfterMs >= 0) || (error.code !== "resource_exhausted" && error.code !== "unavailable")) return {};
+  const status = error.code === "resource_exhausted" ? 429 : 503;
+  return { http: { status, headers: { "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } } };
+}
+
 /** The innermost cause: graphql-js wraps what a resolver threw, sometimes twice. */
 function rootCause(error: unknown): unknown {
   let current = error;
@@ -70,7 +81,7 @@ export function createErrorMapper(logger: Logger, countError?: (grpcCode: string
     const cause = rootCause(error);
     const located = error instanceof GraphQLError ? { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path } : {};
     if (cause instanceof ChatError) {
-      return new GraphQLError(cause.message, { ...located, extensions: { ...chatExtensions(cause) } });
+      return new GraphQLError(cause.message, { ...located, extensions: { ...chatExtensions(cause), ...httpHint(cause) } });
     }
     if (cause instanceof GraphQLError) {
       const { code, grpcCode } = cause.extensions;

@@ -90,7 +90,9 @@ export function registerAccounts(builder: Builder, types: SharedTypes): void {
         deviceName: t.arg.string({ required: false }),
       },
       resolve: async (_root, args, ctx) =>
-        toSession(await ctx.services.accounts.logIn({ username: args.username, password: args.password, deviceName: args.deviceName ?? "" })),
+        toSession(
+          await ctx.services.accounts.logIn({ username: args.username, password: args.password, deviceName: args.deviceName ?? "" }, ctx.clientAddress),
+        ),
     }),
   );
 
