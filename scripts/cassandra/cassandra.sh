@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a single-node Apache Cassandra 5.0 from Maven Central jars: no Docker, no package, no cqlsh.
-# See /work/shared/CASSANDRA.md (and backends/store-cassandra/README.md) for why each flag is here.
+# backends/store-cassandra/README.md says why each flag is here.
 #
 #   cassandra.sh fetch    copy cassandra-all and its runtime dependencies into $CASSANDRA_LIB (once)
 #   cassandra.sh start    start in the background, wait until the CQL port accepts connections
