@@ -52,7 +52,10 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
   const graphqlSettings = graphqlSettingsFrom(config);
   const metrics = config.metrics ? createGatewayMetrics(logger) : undefined;
   let listeningUrl = "";
-  const backends = await openBackends(config, logger, { publicUrl: () => config.publicUrl || listeningUrl });
+  const backends = await openBackends(config, logger, {
+    publicUrl: () => config.publicUrl || listeningUrl,
+    ...(metrics ? { countStoreRequest: metrics.storeRequest } : {}),
+  });
   const { store, bus, sessions, sendLimiter, presence: presenceRegistry } = metrics ? timedBackends(backends, config, metrics) : backends;
   const telemetry = metrics?.telemetry;
   metrics?.watchBacklog(backends.bus);

@@ -16,7 +16,7 @@ import { sleep, waitFor } from "../support/wait.js";
 import { startTraffic, trackDevice } from "./helpers.js";
 
 /**
- * Abuse (issue 8): a flooding client, ten thousand connections at once, oversize frames and random
+ * Abuse: a flooding client, ten thousand connections at once, oversize frames and random
  * bytes on the port. Each case runs next to normal group traffic and ends with the delivery audit of
  * that traffic; the gateway must stay up and keep serving throughout.
  */
