@@ -28,9 +28,15 @@ async function expectUserError(promise: Promise<{ errors?: readonly GraphQLError
   return { error, payload };
 }
 
-/** The error a subscription ends with: a `next` carrying `errors` (then `complete`), or an `error` message. */
-async function subscriptionError(subscription: LiveSubscription<unknown>): Promise<GraphQLErrorShape> {
-  const event = await subscription.nextEvent();
+/**
+ * The error a subscription ends with: a `next` carrying `errors` (then `complete`), or an `error`
+ * message. A refusal comes at once; silence means the server accepted the subscription, and the
+ * failure says so within a few seconds.
+ */
+async function subscriptionError(subscription: LiveSubscription<unknown>, what: string): Promise<GraphQLErrorShape> {
+  const event = await subscription.nextEvent(5_000).catch(() => {
+    throw new Error(`no error within 5 s for ${what}: the subscription stays open and silent, so the server accepted it`);
+  });
   if (event.kind === "next" && event.result.errors?.length) {
     expect((await subscription.nextEvent()).kind).toBe("complete");
     return event.result.errors[0]!;
@@ -100,7 +106,7 @@ describe("GraphQL bad input: clear errors, nothing changed", () => {
     const socket = graphqlWsClient(server.url, token);
     sockets.push(socket);
     const deepFeed = new LiveSubscription(socket, `subscription { messages { message { system { kind } } } }`);
-    expect((await subscriptionError(deepFeed)).extensions).toMatchObject({ code: "QUERY_TOO_DEEP", grpcCode: "invalid_argument" });
+    expect((await subscriptionError(deepFeed, "a subscription over the depth limit")).extensions).toMatchObject({ code: "QUERY_TOO_DEEP", grpcCode: "invalid_argument" });
 
     expect(await snapshot()).toEqual(before);
   });
@@ -110,10 +116,10 @@ describe("GraphQL bad input: clear errors, nothing changed", () => {
     const forged = graphqlWsClient(server.url, undefined, { connectionParams: { authorization: "Bearer v1.forged.token" } });
     sockets.push(anonymous, forged);
 
-    const missing = await subscriptionError(new LiveSubscription(anonymous, `subscription { messages { kind } }`));
+    const missing = await subscriptionError(new LiveSubscription(anonymous, `subscription { messages { kind } }`), "a subscription without a token");
     expect(missing).toMatchObject({ path: ["messages"], extensions: { code: "TOKEN_MISSING", grpcCode: "unauthenticated" } });
     expect(missing.message).toContain("access token");
-    const invalid = await subscriptionError(new LiveSubscription(forged, `subscription { typing(conversationId: "${groupId}") { userId } }`));
+    const invalid = await subscriptionError(new LiveSubscription(forged, `subscription { typing(conversationId: "${groupId}") { userId } }`), "a subscription with a forged token");
     expect(invalid.extensions).toMatchObject({ code: "TOKEN_INVALID", grpcCode: "unauthenticated" });
 
     await expectError(graphqlHttp(server.url, `{ me { deviceId } }`), "TOKEN_MISSING", "unauthenticated");
@@ -155,7 +161,7 @@ describe("GraphQL bad input: clear errors, nothing changed", () => {
     const socket = graphqlWsClient(server.url, token);
     sockets.push(socket);
     for (const query of [`subscription { typing(conversationId: "${groupId}") { userId } }`, `subscription { receipts(conversationId: "${directId}") { seq } }`]) {
-      expect((await subscriptionError(new LiveSubscription(socket, query))).extensions).toMatchObject({ code: "NOT_A_MEMBER", grpcCode: "permission_denied" });
+      expect((await subscriptionError(new LiveSubscription(socket, query), `a non-member's ${query}`)).extensions).toMatchObject({ code: "NOT_A_MEMBER", grpcCode: "permission_denied" });
     }
 
     expect(await snapshot()).toEqual(before);
