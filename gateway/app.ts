@@ -151,7 +151,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
       : undefined;
   // GraphQL calls the same services; its subscriptions are device sessions like the Connect stream.
   const graphql = createGraphQLEndpoint({
-    services: { accounts, messaging, sync, groups, typing, presence, deviceSession, sessions },
+    services: { accounts, messaging, sync, groups, typing, presence, attachments, push, deviceSession, sessions },
     settings: graphqlSettings,
     logger,
     maxRequestBytes: config.maxRequestBytes,
