@@ -82,7 +82,7 @@ const RATES = [250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000];
 const CLUSTER_RATES = [30, 60, 125, 250, 500, 1000, 2000];
 const P99_LIMIT_MS = 100;
 const DELIVERED_MIN = 0.999;
-/** Issue 10's check on the longest event-loop stall at half the knee. */
+/** The longest event-loop stall allowed at half the knee. */
 const STALL_LIMIT_MS = 50;
 const PER_PROCESS_CONNECTIONS = 15_000;
 const PROFILES = resolve(import.meta.dirname, "results/profiles");

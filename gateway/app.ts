@@ -52,7 +52,10 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
   const graphqlSettings = graphqlSettingsFrom(config);
   const metrics = config.metrics ? createGatewayMetrics(logger) : undefined;
   let listeningUrl = "";
-  const backends = await openBackends(config, logger, { publicUrl: () => config.publicUrl || listeningUrl });
+  const backends = await openBackends(config, logger, {
+    publicUrl: () => config.publicUrl || listeningUrl,
+    ...(metrics ? { countStoreRequest: metrics.storeRequest } : {}),
+  });
   const { store, bus, sessions, sendLimiter, presence: presenceRegistry } = metrics ? timedBackends(backends, config, metrics) : backends;
   const telemetry = metrics?.telemetry;
   metrics?.watchBacklog(backends.bus);
@@ -151,7 +154,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
       : undefined;
   // GraphQL calls the same services; its subscriptions are device sessions like the Connect stream.
   const graphql = createGraphQLEndpoint({
-    services: { accounts, messaging, sync, groups, typing, presence, deviceSession, sessions },
+    services: { accounts, messaging, sync, groups, typing, presence, attachments, push, deviceSession, sessions },
     settings: graphqlSettings,
     logger,
     maxRequestBytes: config.maxRequestBytes,

@@ -33,6 +33,8 @@ export interface Backends {
 export interface BackendHooks {
   /** How clients reach this gateway; known only once it listens. */
   readonly publicUrl: () => string;
+  /** Told of every request a cluster store sends to its engine (metrics). */
+  readonly countStoreRequest?: (operation: string, paxos: boolean) => void;
 }
 
 /** `cassandra://h1:9042,h2:9042/keyspace?replication_factor=3&dc=datacenter1` */
@@ -49,7 +51,7 @@ export function parseCassandraUrl(url: string) {
   };
 }
 
-async function openStore(config: GatewayConfig, logger: Logger): Promise<ChatStore> {
+async function openStore(config: GatewayConfig, logger: Logger, hooks: BackendHooks): Promise<ChatStore> {
   const url = config.storeUrl;
   if (url.startsWith("sqlite:")) {
     return createSqliteStore({
@@ -60,7 +62,7 @@ async function openStore(config: GatewayConfig, logger: Logger): Promise<ChatSto
   }
   if (url.startsWith("cassandra://")) {
     const { createCassandraStore } = await import("../backends/store-cassandra/index.js");
-    return createCassandraStore(parseCassandraUrl(url));
+    return createCassandraStore({ ...parseCassandraUrl(url), ...(hooks.countStoreRequest ? { countRequest: hooks.countStoreRequest } : {}) });
   }
   throw new Error(`no store engine for "${url}"; use sqlite:<path> or cassandra://host:port/keyspace`);
 }
@@ -144,7 +146,7 @@ export async function openBackends(config: GatewayConfig, logger: Logger, hooks:
     ? await openRedisParts(config, config.presenceUrl, logger)
     : openMemoryParts(config);
   const bus = await openBus(config, sessions, logger);
-  const store = await openStore(config, logger);
+  const store = await openStore(config, logger, hooks);
   const { blobs, localBlobs } = await openBlobs(config, hooks);
   const { push, pushSenders, vapid } = openPush(config);
   return {

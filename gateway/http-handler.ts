@@ -7,6 +7,7 @@ import type { RequestHandler } from "./listener.js";
 import type { Logger } from "./logger.js";
 import { retypeMalformedRequest } from "./malformed-requests.js";
 import { kResetStream, streamResetter } from "./stream-reset.js";
+import { writeHead } from "./write-head.js";
 
 export interface HttpHandlerOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -43,7 +44,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
   const routes = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
 
   const probe = (response: AnyResponse, ok: boolean, body: string) => {
-    response.writeHead(ok ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+    writeHead(response, ok ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
     response.end(body);
   };
 
@@ -73,7 +74,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
     if (options.blobs && path.startsWith(options.blobs.pathPrefix)) return options.blobs.handle(request, response);
     if (path === "/healthz") return probe(response, true, "ok\n");
     if (path === "/readyz") return options.isReady() ? probe(response, true, "ready\n") : probe(response, false, "not ready\n");
-    response.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+    writeHead(response, 404, { "content-type": "text/plain; charset=utf-8" });
     response.end(`not found: this gateway serves chat.v1 over Connect, gRPC and gRPC-web${options.graphql ? `, GraphQL at ${options.graphql.path}` : ""}${options.metrics ? ", /metrics" : ""}, /healthz and /readyz\n`);
   };
 }

@@ -1,6 +1,7 @@
 import { ConfigError, describeSettings, loadConfig } from "./config.js";
 import { startChatServer } from "./app.js";
 import { createLogger } from "./logger.js";
+import { checkArguments, checkDataDir, checkEnvironment, checkServices, describeStartupFailure, StartupError } from "./startup-checks.js";
 
 if (process.argv.includes("--help") || process.argv.includes("-h")) {
   process.stdout.write(`chat gateway: Connect, gRPC and gRPC-web on one port\n\n${describeSettings()}\n`);
@@ -9,9 +10,11 @@ if (process.argv.includes("--help") || process.argv.includes("-h")) {
 
 let config;
 try {
+  checkArguments(process.argv.slice(2));
+  checkEnvironment(process.env);
   config = loadConfig();
 } catch (error) {
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof StartupError) {
     process.stderr.write(`configuration error: ${error.message}\nRun with --help to list every setting.\n`);
     process.exit(2);
   }
@@ -19,7 +22,17 @@ try {
 }
 
 const logger = createLogger(config.logLevel);
-const server = await startChatServer(config, logger);
+let server;
+try {
+  checkDataDir(config);
+  await checkServices(config);
+  server = await startChatServer(config, logger);
+} catch (error) {
+  // One line for the operator; the stack only helps when debugging the gateway itself.
+  logger.debug({ err: error }, "start-up failed");
+  process.stderr.write(`${describeStartupFailure(error, config)}\n`);
+  process.exit(2);
+}
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {

@@ -3,6 +3,7 @@ import { ErrorReason } from "../gen/chat/v1/errors_pb.js";
 import type { EventBus, Surface, Telemetry } from "../services/ports/index.js";
 import type { RequestHandler } from "./listener.js";
 import type { Logger } from "./logger.js";
+import { writeHead } from "./write-head.js";
 
 const SURFACES: readonly Surface[] = ["connect", "grpc", "grpc_web", "graphql"];
 // Seconds; chat latencies are mostly milliseconds, with a tail into seconds under load.
@@ -22,6 +23,8 @@ export interface GatewayMetrics {
   graphqlError(grpcCode: string, code: string): void;
   /** Times every async method of `target` into `chat_backend_call_seconds{backend, engine, method}`. */
   timed<T extends object>(target: T, backend: string, engine: string): T;
+  /** Counts a request the store sent to its engine, and whether it ran a consensus (Paxos) round. */
+  storeRequest(operation: string, paxos: boolean): void;
   /** Reports the bus's queue for this gateway (JetStream consumer pending counts) at each scrape. */
   watchBacklog(bus: EventBus): void;
   readonly handle: RequestHandler;
@@ -53,6 +56,13 @@ export function createGatewayMetrics(logger: Logger): GatewayMetrics {
     buckets: LATENCY_BUCKETS,
     registers,
   });
+
+  const storeRequests = new Counter({ name: "chat_store_requests_total", help: "Requests the store sent to its engine (Cassandra), by operation", labelNames: ["operation"], registers });
+  const paxosRounds = new Counter({ name: "chat_store_paxos_rounds_total", help: "Store requests that ran a Paxos round (lightweight transactions, SERIAL reads), by operation", labelNames: ["operation"], registers });
+  const storeRequest = (operation: string, paxos: boolean) => {
+    storeRequests.inc({ operation });
+    if (paxos) paxosRounds.inc({ operation });
+  };
 
   const error = (code: number, reason: number) => {
     errors.inc({ code: CODE_NAMES[code] ?? "unknown", reason: (ErrorReason[reason] ?? "UNKNOWN").toLowerCase() });
@@ -141,12 +151,12 @@ export function createGatewayMetrics(logger: Logger): GatewayMetrics {
   const handle: RequestHandler = (_request, response) => {
     registry.metrics().then(
       (body) => {
-        response.writeHead(200, { "content-type": registry.contentType, "cache-control": "no-store" });
+        writeHead(response, 200, { "content-type": registry.contentType, "cache-control": "no-store" });
         response.end(body);
       },
       (failure: unknown) => {
         logger.error({ err: failure }, "metrics collection failed");
-        response.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+        writeHead(response, 500, { "content-type": "text/plain; charset=utf-8" });
         response.end("metrics collection failed\n");
       },
     );
@@ -154,7 +164,7 @@ export function createGatewayMetrics(logger: Logger): GatewayMetrics {
 
   const graphqlError = (grpcCode: string, code: string) => errors.inc({ code: grpcCode, reason: code.toLowerCase() });
 
-  return { registry, telemetry, error, graphqlError, timed, watchBacklog, handle };
+  return { registry, telemetry, error, graphqlError, timed, storeRequest, watchBacklog, handle };
 }
 
 /** The surface a request came in on, from its content type (gRPC-web before gRPC: it shares the prefix). */

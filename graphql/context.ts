@@ -1,8 +1,10 @@
 import type { AccountsService, Principal } from "../services/accounts/index.js";
+import type { AttachmentsService } from "../services/attachments/index.js";
 import type { GroupsService } from "../services/groups/index.js";
 import type { DeviceSessionOptions, MessagingService, TypingNotifier } from "../services/messaging/index.js";
 import type { SessionRegistry } from "../services/ports/index.js";
 import type { PresenceService } from "../services/presence/index.js";
+import type { PushService } from "../services/push/index.js";
 import type { SyncService } from "../services/sync/index.js";
 
 /** The same service objects the Connect handlers call; GraphQL adds no chat logic of its own. */
@@ -13,6 +15,8 @@ export interface GraphQLServices {
   readonly groups: GroupsService;
   readonly typing: TypingNotifier;
   readonly presence: PresenceService;
+  readonly attachments: AttachmentsService;
+  readonly push: PushService;
   /** Subscriptions are device sessions (the Connect stream's engine) fed by the server itself. */
   readonly deviceSession: DeviceSessionOptions;
   /** Where this gateway records the devices it holds, so other gateways route their events here. */

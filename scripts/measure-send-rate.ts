@@ -1,8 +1,8 @@
 /**
  * A rough figure for one process: 1:1 sends over the device stream, each acknowledged after the
  * durable SQLite write, counted again at the receivers. Closed loop (each sender keeps a window of
- * sends in flight), stock Connect client in this process; the benchmark issue replaces it with an
- * open-loop generator and baselines.
+ * sends in flight), stock Connect client in this process. `npm run bench` is the open-loop benchmark
+ * with baselines.
  *
  *   npx tsx scripts/measure-send-rate.ts [pairs=50] [window=20] [seconds=10]
  */

@@ -98,26 +98,30 @@ describe("hardened public surface", () => {
         headers: { "content-type": "application/json", "x-forwarded-for": address },
         body: JSON.stringify({ query }),
       });
-    const one = `mutation { logIn(username: "${username}", password: "wrong password") { deviceId } }`;
-    const codes: string[] = [];
+    const one = `mutation { logIn(input: { username: "${username}", password: "wrong password" }) { session { deviceId } userErrors { code } } }`;
+    type LogInBody = { data: { logIn: { userErrors: { code: string }[] } } | null; errors?: GraphQLErrorShape[] };
+    const codeOf = (body: LogInBody) => body.errors?.[0]?.extensions?.code ?? body.data?.logIn.userErrors[0]?.code;
+    const codes: (string | undefined)[] = [];
     let last: Response | undefined;
     for (let i = 0; i < 25; i++) {
       last = await post(one, "203.0.113.8");
-      const body = (await last.json()) as { errors: GraphQLErrorShape[] };
-      codes.push(body.errors[0]!.extensions!.code!);
+      codes.push(codeOf((await last.json()) as LogInBody));
     }
     expect(codes.filter((code) => code === "BAD_CREDENTIALS")).toHaveLength(10);
     expect(codes.filter((code) => code === "RATE_LIMITED")).toHaveLength(15);
     expect(last!.status).toBe(429);
     expect(Number(last!.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
 
-    // Aliases are no way around it: past 30 the document is refused, and below that a mutation's
-    // fields run one after another and the first failure (logIn is non-null) ends the rest.
-    const aliases = (count: number) => `mutation { ${Array.from({ length: count }, (_, i) => `a${i}: logIn(username: "${username}", password: "wrong ${i}") { deviceId }`).join(" ")} }`;
-    const tooMany = (await (await post(aliases(40), "203.0.113.9")).json()) as { errors: GraphQLErrorShape[] };
-    expect(tooMany.errors.map((error) => error.extensions!.code)).toEqual(["TOO_MANY_ALIASES"]);
-    const some = (await (await post(aliases(25), "203.0.113.9")).json()) as { errors: GraphQLErrorShape[] };
-    expect(some.errors.map((error) => error.extensions!.code)).toEqual(["BAD_CREDENTIALS"]);
+    // Aliases are no way around it: past 30 the document is refused, and below that every alias is
+    // an attempt drawn from the same buckets, so the eleventh is refused and ends the mutation.
+    const aliases = (count: number) =>
+      `mutation { ${Array.from({ length: count }, (_, i) => `a${i}: logIn(input: { username: "${username}", password: "wrong ${i}" }) { userErrors { code } }`).join(" ")} }`;
+    const tooMany = (await (await post(aliases(40), "203.0.113.9")).json()) as LogInBody;
+    expect(tooMany.errors?.map((error) => error.extensions!.code)).toEqual(["TOO_MANY_ALIASES"]);
+    const some = await post(aliases(25), "203.0.113.9");
+    expect(some.status).toBe(429);
+    const someBody = (await some.json()) as LogInBody;
+    expect(someBody.errors?.map((error) => [error.path?.[0], error.extensions!.code])).toEqual([["a10", "RATE_LIMITED"]]);
   });
 
   it("acks a send while a wrong-password flood is still being hashed", async () => {
@@ -193,19 +197,20 @@ describe("hardened public surface", () => {
     const form = await fetch(`${server.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded", origin: "http://evil.example" },
-      body: `query=${encodeURIComponent(`mutation { signUp(username: "${name}", password: "${PASSWORD}") { deviceId } }`)}`,
+      body: `query=${encodeURIComponent(`mutation { signUp(input: { username: "${name}", password: "${PASSWORD}" }) { session { deviceId } userErrors { code } } }`)}`,
     });
     expect(form.status).toBe(403);
     const sameSiteForm = await fetch(`${server.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: `query=${encodeURIComponent(`mutation { signUp(username: "${name}", password: "${PASSWORD}") { deviceId } }`)}`,
+      body: `query=${encodeURIComponent(`mutation { signUp(input: { username: "${name}", password: "${PASSWORD}" }) { session { deviceId } userErrors { code } } }`)}`,
     });
     expect(sameSiteForm.status).toBe(415);
     expect(((await sameSiteForm.json()) as { errors: GraphQLErrorShape[] }).errors[0]!.extensions!.code).toBe("CSRF_REQUEST_REFUSED");
     // Neither created the account: the name is still free.
-    const free = await graphqlHttp(server.url, `mutation { signUp(username: "${name}", password: "${PASSWORD}") { deviceId } }`);
+    const free = await graphqlHttp(server.url, `mutation { signUp(input: { username: "${name}", password: "${PASSWORD}" }) { session { deviceId } userErrors { code } } }`);
     expect(free.errors).toBeUndefined();
+    expect(free.data?.signUp).toMatchObject({ session: { deviceId: expect.any(String) }, userErrors: [] });
 
     const preflight = (origin: string) =>
       fetch(`${server.url}/graphql`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" } });
@@ -228,8 +233,11 @@ describe("hardened public surface", () => {
     expect(await connectionOutcome(server.url, { authorization: "Bearer v1.forged.token" })).toMatchObject({ code: 4403 });
     expect(await connectionOutcome(server.url, { authorization: `Bearer ${alice.session.accessToken}` })).toBe("acked");
     // Anonymous sign-up and log-in stay possible over HTTP.
-    const logIn = await graphqlHttp<{ logIn: { user: { id: string } } }>(server.url, `mutation { logIn(username: "${bob.session.user!.username}", password: "${PASSWORD}") { user { id } } }`);
-    expect(logIn.data?.logIn.user.id).toBe(bob.userId);
+    const logIn = await graphqlHttp<{ logIn: { session: { user: { username: string } } } }>(
+      server.url,
+      `mutation { logIn(input: { username: "${bob.session.user!.username}", password: "${PASSWORD}" }) { session { user { username } } } }`,
+    );
+    expect(logIn.data?.logIn.session.user.username).toBe(bob.session.user!.username);
   });
 });
 

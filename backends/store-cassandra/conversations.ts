@@ -39,6 +39,9 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, each: (item:
   return results;
 }
 
+/** Direct conversations whose members one process keeps in memory (oldest forgotten first). */
+const DIRECT_MEMBERS_CACHED = 100_000;
+
 const byConversationId = (a: { conversationId: string }, b: { conversationId: string }) =>
   a.conversationId < b.conversationId ? -1 : a.conversationId > b.conversationId ? 1 : 0;
 
@@ -63,14 +66,30 @@ export function createCassandraConversations(
     return staticsFromRow((await session.read(queries.statics, [conversationId]))[0]);
   }
 
+  // A direct conversation's two members joined at seq 0 and never change, so every send to it can
+  // skip the member reads once they are known here. Group members (joined at seq 1 or later) change,
+  // and are always read.
+  const directMembers = new Map<string, readonly MemberState[]>();
+
+  function rememberDirect(conversationId: string, rows: readonly MemberState[]): void {
+    if (rows.length !== 2 || rows.some((m) => m.joinedSeq !== 0n || m.leftSeq !== undefined)) return;
+    if (directMembers.size >= DIRECT_MEMBERS_CACHED) directMembers.delete(directMembers.keys().next().value!);
+    directMembers.set(conversationId, rows);
+  }
+
   async function member(conversationId: string, userId: string): Promise<MemberState | undefined> {
+    const known = directMembers.get(conversationId);
+    if (known) return known.find((m) => m.userId === userId);
     const [row] = await session.read(queries.member, [conversationId, userId]);
     return row && memberStateFromRow(row);
   }
 
   async function currentMembers(conversationId: string): Promise<MemberState[]> {
-    const rows = await session.readAll(queries.members, [conversationId]);
-    return rows.map(memberStateFromRow).filter((m) => m.leftSeq === undefined);
+    const known = directMembers.get(conversationId);
+    if (known) return [...known];
+    const rows = (await session.readAll(queries.members, [conversationId])).map(memberStateFromRow);
+    rememberDirect(conversationId, rows);
+    return rows.filter((m) => m.leftSeq === undefined);
   }
 
   /** The user's index rows joined with their conversations' statics (skipping any that vanished). */

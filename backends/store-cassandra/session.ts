@@ -38,6 +38,13 @@ export interface CqlSession {
   ddl(query: string): Promise<void>;
 }
 
+/**
+ * Told of every request sent to Cassandra: its kind, and whether it runs a Paxos round (lightweight
+ * transactions and SERIAL reads), the costly part of the sequencer.
+ */
+export type RequestCounter = (operation: RequestOperation, paxos: boolean) => void;
+export type RequestOperation = "read" | "serial_read" | "write" | "partition_batch" | "conditional" | "conditional_batch" | "ddl";
+
 export const DEFAULT_CONSISTENCY: Required<CassandraConsistency> = {
   // LOCAL_QUORUM everywhere: with RF 3 a write acked at quorum is read back by any quorum read, and
   // on RF 1 it is the same as ONE.
@@ -48,7 +55,7 @@ export const DEFAULT_CONSISTENCY: Required<CassandraConsistency> = {
 
 const DEFAULT_PAGE_SIZE = 1_000;
 
-export function createCqlSession(client: Client, consistency: CassandraConsistency = {}): CqlSession {
+export function createCqlSession(client: Client, consistency: CassandraConsistency = {}, count: RequestCounter = () => undefined): CqlSession {
   const levels = { ...DEFAULT_CONSISTENCY, ...consistency };
   // Nothing the engine sends is retried by the driver on a timeout (isIdempotent is false by
   // default): the callers know which writes may be repeated and do it themselves.
@@ -60,6 +67,7 @@ export function createCqlSession(client: Client, consistency: CassandraConsisten
   return {
     client,
     async read(query, params, options = {}) {
+      count(options.serial ? "serial_read" : "read", options.serial === true);
       const result = await client.execute(query, params as unknown[], options.serial ? serialReadOptions : readOptions);
       return result.rows;
     },
@@ -69,6 +77,7 @@ export function createCqlSession(client: Client, consistency: CassandraConsisten
       let pageState: string | undefined;
       for (;;) {
         const fetchSize = Math.max(1, Math.min(options.pageSize ?? DEFAULT_PAGE_SIZE, limit - rows.length));
+        count("read", false);
         const result = await client.execute(query, params as unknown[], { ...readOptions, fetchSize, pageState });
         rows.push(...result.rows);
         pageState = result.pageState ?? undefined;
@@ -76,25 +85,31 @@ export function createCqlSession(client: Client, consistency: CassandraConsisten
       }
     },
     async write(query, params) {
+      count("write", false);
       await client.execute(query, params as unknown[], writeOptions);
     },
     async writePartition(statements) {
       if (statements.length === 0) return;
       if (statements.length === 1) {
+        count("write", false);
         await client.execute(statements[0].query, statements[0].params as unknown[], writeOptions);
         return;
       }
+      count("partition_batch", false);
       await client.batch(statements.map(toBatchQuery), { ...writeOptions, logged: false });
     },
     async conditional(query, params) {
+      count("conditional", true);
       const result = await client.execute(query, params as unknown[], conditionalOptions);
       return result.rows;
     },
     async conditionalBatch(statements) {
+      count("conditional_batch", true);
       const result = await client.batch(statements.map(toBatchQuery), conditionalOptions);
       return result.rows;
     },
     async ddl(query) {
+      count("ddl", false);
       await client.execute(query, [], { consistency: levels.write });
     },
   };

@@ -7,7 +7,7 @@ import { createReadMarks } from "./read-marks.js";
 import { createCassandraReceipts } from "./receipts.js";
 import { assertKeyspaceName, migrate, type Replication } from "./schema.js";
 import { createSequencer, type SequencerOptions } from "./sequencer.js";
-import { createCqlSession, type CassandraConsistency } from "./session.js";
+import { createCqlSession, type CassandraConsistency, type RequestCounter } from "./session.js";
 import { createUserIndex } from "./user-index.js";
 
 export interface CassandraStoreOptions {
@@ -20,6 +20,8 @@ export interface CassandraStoreOptions {
   readonly replication?: Replication;
   readonly consistency?: CassandraConsistency;
   readonly sequencer?: SequencerOptions;
+  /** Told of every request the store sends (for metrics). */
+  readonly countRequest?: RequestCounter;
 }
 
 export interface CassandraStore extends ChatStore {
@@ -92,7 +94,7 @@ export async function createCassandraStore(options: CassandraStoreOptions): Prom
   });
   try {
     await client.connect();
-    const session = createCqlSession(client, options.consistency);
+    const session = createCqlSession(client, options.consistency, options.countRequest);
     await migrate(session, { keyspace, replication });
 
     const tables = {

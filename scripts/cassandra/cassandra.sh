@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs a single-node Apache Cassandra 5.0 from Maven Central jars: no Docker, no package, no cqlsh.
-# See /work/shared/CASSANDRA.md (and backends/store-cassandra/README.md) for why each flag is here.
+# backends/store-cassandra/README.md says why each flag is here.
 #
 #   cassandra.sh fetch    copy cassandra-all and its runtime dependencies into $CASSANDRA_LIB (once)
 #   cassandra.sh start    start in the background, wait until the CQL port accepts connections
 #   cassandra.sh stop     SIGTERM, wait for the exit (SIGKILL after $CASSANDRA_STOP_TIMEOUT seconds)
 #   cassandra.sh kill     SIGKILL (what a crash looks like), wait for the exit
-#   cassandra.sh status   exit 0 and print the pid when running, exit 3 otherwise
+#   cassandra.sh status   exit 0 and print the pid and port when running, exit 3 otherwise
+#
+# Without CASSANDRA_DIR, stop, kill and status act on every node under <repo>/.tmp/ (the tests' node
+# in .tmp/cassandra-test included), each on the port its configuration names.
 #
 # Environment (every instance needs its own CASSANDRA_DIR and ports; they may share CASSANDRA_LIB):
 #   CASSANDRA_DIR           instance folder: conf/, data/, logs/, tmp/, cassandra.pid   [<repo>/.tmp/cassandra]
@@ -35,7 +38,29 @@ absolute() {
   esac
 }
 
+# stop, kill and status without CASSANDRA_DIR: every node under .tmp/ that has a pid file.
+if [[ -z "${CASSANDRA_DIR:-}" && "${1:-}" =~ ^(stop|kill|status)$ ]]; then
+  dirs=()
+  for dir in "$REPO_ROOT"/.tmp/cassandra*/; do
+    [[ -f "$dir/cassandra.pid" ]] && dirs+=("${dir%/}")
+  done
+  if ((${#dirs[@]} > 0)); then
+    worst=0
+    for dir in "${dirs[@]}"; do
+      CASSANDRA_DIR="$dir" bash "${BASH_SOURCE[0]}" "$1" || worst=$?
+    done
+    exit "$worst"
+  fi
+fi
+
 CASSANDRA_DIR="$(absolute "${CASSANDRA_DIR:-$REPO_ROOT/.tmp/cassandra}")"
+# A node that was started keeps its ports in its configuration: status and stop report those.
+if [[ -z "${CASSANDRA_PORT:-}" && -f "$CASSANDRA_DIR/conf/cassandra.yaml" ]]; then
+  CASSANDRA_PORT="$(awk '/^native_transport_port:/ { print $2; exit }' "$CASSANDRA_DIR/conf/cassandra.yaml")"
+fi
+if [[ -z "${CASSANDRA_STORAGE_PORT:-}" && -f "$CASSANDRA_DIR/conf/cassandra.yaml" ]]; then
+  CASSANDRA_STORAGE_PORT="$(awk '/^storage_port:/ { print $2; exit }' "$CASSANDRA_DIR/conf/cassandra.yaml")"
+fi
 CASSANDRA_LIB="$(absolute "${CASSANDRA_LIB:-$CASSANDRA_DIR/lib}")"
 CASSANDRA_PORT="${CASSANDRA_PORT:-9042}"
 CASSANDRA_STORAGE_PORT="${CASSANDRA_STORAGE_PORT:-7000}"

@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
-import { ConversationChange, ReceiptKind, type StreamRequest, type StreamRequest_Hello, type StreamResponseSchema } from "../../gen/chat/v1/messaging_pb.js";
+import { ConversationChange, ReceiptKind, type StreamRequest, type StreamRequest_Hello, type SendMessageRequest, type StreamResponseSchema } from "../../gen/chat/v1/messaging_pb.js";
 import type { Principal } from "../accounts/index.js";
 import { ChatError, ErrorReason, invalidArgument } from "../errors.js";
 import { AsyncQueue } from "../../lib/async-queue.js";
@@ -22,7 +22,7 @@ import type { SyncService } from "../sync/index.js";
 import { toConversationView } from "./conversation-view.js";
 import { statusOf } from "./frame-status.js";
 import { toMessageView } from "./message-view.js";
-import type { MessagingService, VisibleRange } from "./messaging-service.js";
+import type { MessagingService, SendOrder, VisibleRange } from "./messaging-service.js";
 import type { TypingNotifier } from "./typing.js";
 
 export type ServerFrame = MessageInitShape<typeof StreamResponseSchema>;
@@ -73,6 +73,16 @@ type Work =
   | { readonly reply: ServerFrame }
   | { readonly reconcile: true }
   | { readonly end: true };
+
+/** Sends of one stream running at once; a device that pipelines more waits to be read. */
+const MAX_SENDS_IN_FLIGHT = 256;
+
+interface SendTail {
+  /** Resolves once the send has been handed to the store (or failed before). */
+  readonly submitted: Promise<void>;
+  /** Resolves once its answer is queued for the device. */
+  readonly answered: Promise<void>;
+}
 
 const CHANGES = { joined: ConversationChange.JOINED, left: ConversationChange.LEFT, updated: ConversationChange.UPDATED } as const;
 
@@ -136,6 +146,12 @@ class DeviceSession {
   private retryTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = 0;
+  private draining = false;
+  private sendsInFlight = 0;
+  /** The last send started per target (conversation or recipient), which the next one follows. */
+  private readonly sendTails = new Map<string, SendTail>();
+  private readonly sendSlotWaiters: Array<() => void> = [];
+  private readonly idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly options: DeviceSessionOptions,
@@ -232,8 +248,17 @@ class DeviceSession {
     else this.drain();
   }
 
-  /** Tells the device to reconnect elsewhere, then ends the stream. */
+  /**
+   * Tells the device to reconnect elsewhere, then ends the stream. Sends already read are answered
+   * first: their acks would otherwise be lost with the stream, and the device would send them again.
+   */
   private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    void this.sendsSettled().then(() => this.sayGoAway());
+  }
+
+  private sayGoAway(): void {
     this.work.push({ reply: { frame: { case: "goAway", value: { reason: "server draining", reconnectAfterMs: this.options.reconnectAfterMs ?? 0 } } } });
     this.work.push({ end: true });
   }
@@ -386,11 +411,21 @@ class DeviceSession {
   private async pumpInbound(): Promise<void> {
     try {
       for (;;) {
+        if (this.draining) return;
         const next = await this.inbound.next();
         if (next.done) break;
+        if (this.draining) {
+          // Read after the drain began: not answered here, the device sends it again after go_away.
+          return;
+        }
+        if (next.value.frame.case === "send") {
+          await this.sendConcurrently(next.value.frame.value);
+          continue;
+        }
         const reply = await this.answer(next.value);
         if (reply && !this.work.push({ reply })) return;
       }
+      await this.sendsSettled();
       // The client closed its side: it is done with this stream.
       this.closedByClient = true;
       this.work.push({ end: true });
@@ -399,23 +434,64 @@ class DeviceSession {
     }
   }
 
+  /**
+   * Starts a send without waiting for it, so pipelined sends share the store's batches. Sends to the
+   * same target reach the store, and are answered, in the order they arrived; at most
+   * MAX_SENDS_IN_FLIGHT run at once, after which reading the stream waits.
+   */
+  private async sendConcurrently(send: SendMessageRequest): Promise<void> {
+    while (this.sendsInFlight >= MAX_SENDS_IN_FLIGHT) await new Promise<void>((resolve) => this.sendSlotWaiters.push(resolve));
+    const target = `${send.to.case ?? ""}:${send.to.value ?? ""}`;
+    const previous = this.sendTails.get(target);
+    let submitted!: () => void;
+    let answered!: () => void;
+    const tail: SendTail = {
+      submitted: new Promise<void>((resolve) => (submitted = resolve)),
+      answered: new Promise<void>((resolve) => (answered = resolve)),
+    };
+    this.sendTails.set(target, tail);
+    this.sendsInFlight++;
+    void (async () => {
+      try {
+        const reply = await this.answerSend(send, { after: previous?.submitted ?? Promise.resolve(), submitted });
+        await previous?.answered;
+        this.work.push({ reply });
+      } finally {
+        answered();
+        if (this.sendTails.get(target) === tail) this.sendTails.delete(target);
+        this.sendsInFlight--;
+        this.sendSlotWaiters.shift()?.();
+        if (this.sendsInFlight === 0) for (const waiter of this.idleWaiters.splice(0)) waiter();
+      }
+    })();
+  }
+
+  private sendsSettled(): Promise<void> {
+    if (this.sendsInFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async answerSend(send: SendMessageRequest, order: SendOrder): Promise<ServerFrame> {
+    try {
+      const result = await this.options.messaging.send(
+        this.principal,
+        { clientMsgId: send.clientMsgId, to: send.to, text: send.text, attachmentIds: send.attachmentIds },
+        this.origin.streamId,
+        order,
+      );
+      return { frame: { case: "ack", value: result } };
+    } catch (error) {
+      return { frame: { case: "rejected", value: { clientMsgId: send.clientMsgId, frame: "send", status: this.rejected(error) } } };
+    }
+  }
+
   private async answer(request: StreamRequest): Promise<ServerFrame | undefined> {
     const { options, principal } = this;
     const frame = request.frame;
     try {
       switch (frame.case) {
-        case "send": {
-          try {
-            const result = await options.messaging.send(
-              principal,
-              { clientMsgId: frame.value.clientMsgId, to: frame.value.to, text: frame.value.text, attachmentIds: frame.value.attachmentIds },
-              this.origin.streamId,
-            );
-            return { frame: { case: "ack", value: result } };
-          } catch (error) {
-            return { frame: { case: "rejected", value: { clientMsgId: frame.value.clientMsgId, frame: "send", status: this.rejected(error) } } };
-          }
-        }
+        case "send":
+          return await this.answerSend(frame.value, { after: Promise.resolve(), submitted: () => undefined });
         case "heartbeat":
           await options.presence.heartbeat(principal.userId, principal.deviceId);
           if (options.reconcileIntervalMs !== undefined && Date.now() - this.lastReconciled >= options.reconcileIntervalMs) {

@@ -43,6 +43,15 @@ export interface MessagingServiceOptions {
   readonly afterPublish?: (message: StoredMessage, memberIds: readonly string[]) => void;
 }
 
+/**
+ * Lets concurrent sends reach the store in a chosen order: `send` waits for `after` just before it
+ * hands the message to the store, and calls `submitted` once it has (or once it has failed before).
+ */
+export interface SendOrder {
+  readonly after: Promise<void>;
+  readonly submitted: () => void;
+}
+
 /** The seqs a member may see: from the event that added them to the one that removed them. */
 export interface VisibleRange {
   /** Exclusive lower bound. */
@@ -102,78 +111,89 @@ export function createMessagingService(options: MessagingServiceOptions) {
     };
   }
 
-  return {
-    /** Validates, stores durably (assigning the seq), then fans out. Resolves only after the write. */
-    async send(principal: Principal, input: SendInput, traceId?: string): Promise<{ message: MessageView; duplicate: boolean }> {
-      const started = performance.now();
-      if (!CLIENT_MSG_ID.test(input.clientMsgId)) {
-        throw invalidArgument(
-          ErrorReason.CLIENT_MSG_ID_INVALID,
-          "client_msg_id must be 8-64 characters of A-Z a-z 0-9 _ . : - (a UUID is fine)",
-          "client_msg_id",
+  async function sendInOrder(principal: Principal, input: SendInput, traceId: string | undefined, order: SendOrder | undefined): Promise<{ message: MessageView; duplicate: boolean }> {
+    const started = performance.now();
+    if (!CLIENT_MSG_ID.test(input.clientMsgId)) {
+      throw invalidArgument(
+        ErrorReason.CLIENT_MSG_ID_INVALID,
+        "client_msg_id must be 8-64 characters of A-Z a-z 0-9 _ . : - (a UUID is fine)",
+        "client_msg_id",
+      );
+    }
+    const attachmentIds = input.attachmentIds ?? [];
+    if (input.text.trim().length === 0 && attachmentIds.length === 0) {
+      throw invalidArgument(ErrorReason.TEXT_EMPTY, "the message text is empty (a message needs text, attachments or both)", "text");
+    }
+    if (exceedsCharacters(input.text, MAX_TEXT_CHARACTERS)) {
+      throw invalidArgument(ErrorReason.TEXT_TOO_LONG, `the message text is longer than ${MAX_TEXT_CHARACTERS} characters`, "text", {
+        max: String(MAX_TEXT_CHARACTERS),
+      });
+    }
+    if (options.sendLimiter) {
+      const decision = await options.sendLimiter.take(`send:${principal.userId}`);
+      if (!decision.allowed) {
+        throw new ChatError(
+          "resource_exhausted",
+          ErrorReason.RATE_LIMITED,
+          `too many messages: wait ${decision.retryAfterMs} ms before sending again`,
+          "",
+          { retry_after_ms: String(decision.retryAfterMs) },
         );
       }
-      const attachmentIds = input.attachmentIds ?? [];
-      if (input.text.trim().length === 0 && attachmentIds.length === 0) {
-        throw invalidArgument(ErrorReason.TEXT_EMPTY, "the message text is empty (a message needs text, attachments or both)", "text");
+    }
+    let conversationId: string;
+    if (input.to.case === "conversationId") {
+      conversationId = input.to.value;
+      await requireMember(conversationId, principal.userId);
+    } else if (input.to.case === "recipientUserId") {
+      conversationId = (await openDirect(principal, input.to.value)).conversationId;
+    } else {
+      throw invalidArgument(ErrorReason.INVALID_ARGUMENT, "set conversation_id or recipient_user_id", "conversation_id");
+    }
+    let attachments: AttachmentRef[] = [];
+    if (attachmentIds.length > 0) {
+      if (!options.attachments) {
+        throw invalidArgument(ErrorReason.INVALID_ARGUMENT, "this server does not accept attachments; send the message without attachment_ids", "attachment_ids");
       }
-      if (exceedsCharacters(input.text, MAX_TEXT_CHARACTERS)) {
-        throw invalidArgument(ErrorReason.TEXT_TOO_LONG, `the message text is longer than ${MAX_TEXT_CHARACTERS} characters`, "text", {
-          max: String(MAX_TEXT_CHARACTERS),
-        });
+      attachments = await options.attachments.resolve(principal, conversationId, attachmentIds);
+    }
+    if (order) await order.after;
+    const sentAt = now();
+    const writeStarted = performance.now();
+    const appending = messages.append({
+      messageId: newId("m", sentAt.getTime()),
+      conversationId,
+      senderUserId: principal.userId,
+      senderDeviceId: principal.deviceId,
+      clientMsgId: input.clientMsgId,
+      kind: "text",
+      text: input.text,
+      sentAt,
+      ...(attachments.length > 0 ? { attachments } : {}),
+    });
+    order?.submitted();
+    const { message, duplicate } = await appending;
+    const stored = performance.now();
+    telemetry.storeWrite(stored - writeStarted);
+    if (!duplicate) {
+      const memberIds = await conversations.listMemberIds(conversationId);
+      await bus.publish(memberIds, { kind: "message", message });
+      const published = performance.now();
+      options.afterPublish?.(message, memberIds);
+      telemetry.fanOut(published - stored);
+      telemetry.messageAccepted({ messageId: message.messageId, conversationId, seq: message.seq, traceId }, published - started);
+    }
+    return { message: toMessageView(message), duplicate };
+  }
+
+  return {
+    /** Validates, stores durably (assigning the seq), then fans out. Resolves only after the write. */
+    async send(principal: Principal, input: SendInput, traceId?: string, order?: SendOrder): Promise<{ message: MessageView; duplicate: boolean }> {
+      try {
+        return await sendInOrder(principal, input, traceId, order);
+      } finally {
+        order?.submitted();
       }
-      if (options.sendLimiter) {
-        const decision = await options.sendLimiter.take(`send:${principal.userId}`);
-        if (!decision.allowed) {
-          throw new ChatError(
-            "resource_exhausted",
-            ErrorReason.RATE_LIMITED,
-            `too many messages: wait ${decision.retryAfterMs} ms before sending again`,
-            "",
-            { retry_after_ms: String(decision.retryAfterMs) },
-          );
-        }
-      }
-      let conversationId: string;
-      if (input.to.case === "conversationId") {
-        conversationId = input.to.value;
-        await requireMember(conversationId, principal.userId);
-      } else if (input.to.case === "recipientUserId") {
-        conversationId = (await openDirect(principal, input.to.value)).conversationId;
-      } else {
-        throw invalidArgument(ErrorReason.INVALID_ARGUMENT, "set conversation_id or recipient_user_id", "conversation_id");
-      }
-      let attachments: AttachmentRef[] = [];
-      if (attachmentIds.length > 0) {
-        if (!options.attachments) {
-          throw invalidArgument(ErrorReason.INVALID_ARGUMENT, "this server does not accept attachments; send the message without attachment_ids", "attachment_ids");
-        }
-        attachments = await options.attachments.resolve(principal, conversationId, attachmentIds);
-      }
-      const sentAt = now();
-      const writeStarted = performance.now();
-      const { message, duplicate } = await messages.append({
-        messageId: newId("m", sentAt.getTime()),
-        conversationId,
-        senderUserId: principal.userId,
-        senderDeviceId: principal.deviceId,
-        clientMsgId: input.clientMsgId,
-        kind: "text",
-        text: input.text,
-        sentAt,
-        ...(attachments.length > 0 ? { attachments } : {}),
-      });
-      const stored = performance.now();
-      telemetry.storeWrite(stored - writeStarted);
-      if (!duplicate) {
-        const memberIds = await conversations.listMemberIds(conversationId);
-        await bus.publish(memberIds, { kind: "message", message });
-        const published = performance.now();
-        options.afterPublish?.(message, memberIds);
-        telemetry.fanOut(published - stored);
-        telemetry.messageAccepted({ messageId: message.messageId, conversationId, seq: message.seq, traceId }, published - started);
-      }
-      return { message: toMessageView(message), duplicate };
     },
 
     async getHistory(principal: Principal, input: HistoryInput): Promise<{ messages: MessageView[]; hasMore: boolean }> {

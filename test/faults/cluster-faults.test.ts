@@ -9,7 +9,7 @@ import { waitFor } from "../support/wait.js";
 import { startBalancer, startTraffic, type Balancer, type Traffic } from "./helpers.js";
 
 /**
- * Faults during steady traffic (issue 8), one after another on one cluster: three gateways, our own
+ * Faults during steady traffic, one after another on one cluster: three gateways, our own
  * nats-server and redis-server, and a Cassandra node of this test's own (the run's shared node is never
  * touched: other test files use it at the same time). Five members of a group, each device behind a
  * TCP load balancer that prefers "its" gateway and fails over to the next, each a ChatSession (it

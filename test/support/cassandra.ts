@@ -125,11 +125,28 @@ async function withStartLock<T>(work: () => Promise<T>): Promise<T> {
 
 let shared: Promise<{ contactPoint: string; port: number }> | undefined;
 
+const SHARED_ENV = {
+  CASSANDRA_DIR: SHARED_DIR,
+  CASSANDRA_PORT: String(SHARED_PORT),
+  CASSANDRA_STORAGE_PORT: String(SHARED_STORAGE_PORT),
+  CASSANDRA_HEAP: "1g",
+};
+
+/** Whether the shared node's port accepts connections (whoever started it). */
+export function sharedCassandraRunning(): Promise<boolean> {
+  return accepts(SHARED_PORT);
+}
+
+/** Stops the shared node under .tmp/cassandra-test (nothing if it does not run). */
+export async function stopSharedCassandra(): Promise<string> {
+  return script("stop", SHARED_ENV);
+}
+
 /**
  * The one node the whole test run shares. CHAT_TEST_CASSANDRA (`host:port`) names one started
- * beforehand (CI); otherwise a node under .tmp/cassandra-test on port 19042 is started if nothing
- * listens there yet, and left running so later runs reuse it (stop it with
- * `CASSANDRA_DIR=.tmp/cassandra-test scripts/cassandra/cassandra.sh stop`).
+ * beforehand (CI, or a developer keeping one between runs); otherwise a node under
+ * .tmp/cassandra-test on port 19042 is started if nothing listens there yet, and the run that
+ * started it stops it at the end (cassandra-lifecycle.ts).
  */
 export function sharedCassandra(): Promise<{ contactPoint: string; port: number }> {
   shared ??= (async () => {
@@ -143,12 +160,7 @@ export function sharedCassandra(): Promise<{ contactPoint: string; port: number 
     if (await accepts(SHARED_PORT)) return node;
     await withStartLock(async () => {
       if (await accepts(SHARED_PORT)) return;
-      await script("start", {
-        CASSANDRA_DIR: SHARED_DIR,
-        CASSANDRA_PORT: String(SHARED_PORT),
-        CASSANDRA_STORAGE_PORT: String(SHARED_STORAGE_PORT),
-        CASSANDRA_HEAP: "1g",
-      });
+      await script("start", SHARED_ENV);
     });
     return node;
   })();
