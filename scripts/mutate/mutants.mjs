@@ -25,6 +25,11 @@ const BAD_INPUT = "test/bad-input.test.ts";
 const CONTRACT = "test/delivery-contract.test.ts";
 const GROUPS_TEST = "test/groups.test.ts";
 const RECEIPTS = "test/receipts-inbox.test.ts";
+const ATTACHMENTS_TEST = "test/attachments.test.ts";
+const PUSH_WEBHOOK = "test/push-webhook.test.ts";
+const PUSH_WEBPUSH = "test/push-webpush.test.ts";
+const ATTACHMENTS = "services/attachments/attachments-service.ts";
+const PUSH = "services/push/push-service.ts";
 
 const one = (file, from, to) => [{ file, from, to }];
 
@@ -116,16 +121,15 @@ export const mutants = [
     id: "send-fans-out-duplicate",
     area: "delivery",
     what: "a retried send is delivered to the members again",
-    edits: one(MESSAGING, "      if (!duplicate) {", "      if (true) {"),
+    edits: one(MESSAGING, "if (!duplicate) {", "if (true) {"),
     tests: [MESSAGING_UNIT],
   },
   {
     id: "send-no-fan-out",
     area: "delivery",
     what: "a stored message is never published to the members' devices",
-    edits: one(MESSAGING, `        await bus.publish(memberIds, { kind: "message", message });`, ""),
-    tests: [CONTRACT],
-    grep: "gapless seq",
+    edits: one(MESSAGING, `await bus.publish(memberIds, { kind: "message", message });`, ""),
+    tests: [MESSAGING_UNIT],
   },
   {
     id: "session-forgets-delivered",
@@ -185,7 +189,7 @@ export const mutants = [
     id: "send-no-member-check",
     area: "authz",
     what: "a non-member sends into a foreign conversation",
-    edits: one(MESSAGING, "        await requireMember(conversationId, principal.userId);\n", ""),
+    edits: one(MESSAGING, "await requireMember(conversationId, principal.userId);", ""),
     tests: [BAD_INPUT],
     grep: "not in",
   },
@@ -293,7 +297,7 @@ export const mutants = [
     id: "send-client-msg-id-unchecked",
     area: "input",
     what: "a malformed client_msg_id is accepted",
-    edits: one(MESSAGING, "      if (!CLIENT_MSG_ID.test(input.clientMsgId)) {", "      if (false) {"),
+    edits: one(MESSAGING, "if (!CLIENT_MSG_ID.test(input.clientMsgId)) {", "if (false) {"),
     tests: [BAD_INPUT],
     grep: "bad client_msg_id",
   },
@@ -301,7 +305,7 @@ export const mutants = [
     id: "send-blank-text",
     area: "input",
     what: "blank text (spaces only) is accepted",
-    edits: one(MESSAGING, "      if (input.text.trim().length === 0 && attachmentIds.length === 0) {", "      if (input.text.length === 0 && attachmentIds.length === 0) {"),
+    edits: one(MESSAGING, "if (input.text.trim().length === 0 && attachmentIds.length === 0) {", "if (input.text.length === 0 && attachmentIds.length === 0) {"),
     tests: [BAD_INPUT],
     grep: "empty and blank",
   },
@@ -317,7 +321,7 @@ export const mutants = [
     id: "send-no-rate-limit",
     area: "input",
     what: "the send rate limit is never applied",
-    edits: one(MESSAGING, "        if (!decision.allowed) {", "        if (false) {"),
+    edits: one(MESSAGING, "if (!decision.allowed) {", "if (false) {"),
     tests: [BAD_INPUT],
     grep: "rate-limits",
   },
@@ -386,6 +390,80 @@ export const mutants = [
     what: "adding a user id nobody has is accepted",
     edits: one(GROUPS, "      await requireUsers(joining);\n", ""),
     tests: [GROUPS_UNIT],
+  },
+
+  // attachments, typing, presence and push: the same rules on the other services
+  {
+    id: "upload-by-non-member",
+    area: "authz",
+    what: "a non-member may upload into a conversation",
+    edits: one(ATTACHMENTS, "      if (!input.conversationId || !(await conversations.isMember(input.conversationId, principal.userId))) {", "      if (!input.conversationId) {"),
+    tests: [ATTACHMENTS_TEST],
+    grep: "only members upload",
+  },
+  {
+    id: "download-by-non-member",
+    area: "authz",
+    what: "a non-member may download a conversation's attachment",
+    edits: one(ATTACHMENTS, "      if (!info || !conversationId || !(await conversations.getMember(conversationId, principal.userId))) {", "      if (!info || !conversationId) {"),
+    tests: [ATTACHMENTS_TEST],
+    grep: "only members upload",
+  },
+  {
+    id: "attach-someone-elses-upload",
+    area: "authz",
+    what: "a message may carry another user's upload",
+    edits: one(ATTACHMENTS, " || info.metadata[META_UPLOADER] !== principal.userId", ""),
+    tests: [ATTACHMENTS_TEST],
+    grep: "only members upload",
+  },
+  {
+    id: "attachment-size-uncapped",
+    area: "input",
+    what: "an upload over the size limit is accepted at CreateUpload",
+    edits: one(ATTACHMENTS, "      if (input.sizeBytes > BigInt(options.maxBytes)) {", "      if (false) {"),
+    tests: [ATTACHMENTS_TEST],
+    grep: "oversize uploads",
+  },
+  {
+    id: "typing-by-non-member",
+    area: "authz",
+    what: "a non-member may send typing into a conversation",
+    edits: one("services/messaging/typing.ts", "      if (!conversationId || !(await options.conversations.isMember(conversationId, principal.userId))) {", "      if (!conversationId) {"),
+    tests: ["test/graphql-bad-input.test.ts"],
+    grep: "another user's conversation",
+  },
+  {
+    id: "push-to-connected-device",
+    area: "delivery",
+    what: "a device that has the message on its stream also gets a push",
+    edits: one(PUSH, "      .filter((target) => !muted.has(target.userId) && !connected.has(target.deviceId))", "      .filter((target) => !muted.has(target.userId))"),
+    tests: [PUSH_WEBHOOK],
+    grep: "none to one that is",
+  },
+  {
+    id: "push-when-muted",
+    area: "delivery",
+    what: "a muted conversation still pushes",
+    edits: one(PUSH, "      .filter((target) => !muted.has(target.userId) && !connected.has(target.deviceId))", "      .filter((target) => !connected.has(target.deviceId))"),
+    tests: [PUSH_WEBHOOK],
+    grep: "muted conversation",
+  },
+  {
+    id: "push-no-retry",
+    area: "delivery",
+    what: "a push that failed once is dead-lettered without a retry",
+    edits: one("services/push/push-worker.ts", "    } else if (job.attempts >= retry.maxAttempts) {", "    } else if (true) {"),
+    tests: [PUSH_WEBHOOK],
+    grep: "retries a failing receiver",
+  },
+  {
+    id: "push-keeps-gone-target",
+    area: "delivery",
+    what: "a subscription the push service says is gone (410) is kept and pushed to again",
+    edits: one("services/push/push-worker.ts", "      await store.targets.removeTarget(job.deviceId);\n", ""),
+    tests: [PUSH_WEBPUSH],
+    grep: "gone",
   },
 
   // accounts: what is stored for a secret
