@@ -207,6 +207,11 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
     },
     execute: (args) => execute(args) as never,
     subscribe: (args) => subscribe(args) as never,
+    // The HTTP status hint on an error (429 for a rate limit) means nothing on a socket.
+    onNext: (_ctx, _id, _payload, _args, result) =>
+      result.errors?.some((error) => error.extensions && "http" in error.extensions)
+        ? { ...result, errors: result.errors.map((error) => withoutHttp(error as GraphQLError)) }
+        : undefined,
     onSubscribe: (ctx, _id, payload) => {
       let document: DocumentNode;
       try {
