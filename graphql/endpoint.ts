@@ -74,6 +74,26 @@ function createKeepAlive() {
   };
 }
 
+const GRAPHIQL_QUERY = `# Put the accessToken from signUp or logIn in Headers below, then run this.
+# The Docs button lists every type and field.
+{
+  me { user { username } deviceId }
+  inbox(first: 5) { nodes { conversation { conversationId title } unreadCount } }
+}
+`;
+
+type GraphiQLOptions = Parameters<typeof import("@graphql-yoga/render-graphiql").renderGraphiQL>[0];
+
+/**
+ * GraphiQL with its scripts, styles and workers inlined from @graphql-yoga/render-graphiql, so the
+ * page loads with no network beyond this gateway (yoga's own page fetches them from a public CDN).
+ * The page is about 9 MB: its module is loaded on the first request only, and the page built once.
+ */
+function createGraphiQLRenderer(): (options: GraphiQLOptions) => Promise<string> {
+  let page: Promise<string> | undefined;
+  return (options) => (page ??= import("@graphql-yoga/render-graphiql").then((module) => module.renderGraphiQL(options)));
+}
+
 /** Yoga's log lines go to the gateway's logger; errors are already logged once by the error mapper. */
 function yogaLogger(logger: Logger) {
   return {
@@ -148,7 +168,16 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
     schema: buildChatSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
-    graphiql: settings.graphiql ? { title: "chat GraphQL", subscriptionsProtocol: "WS" } : false,
+    graphiql: settings.graphiql
+      ? {
+          title: "chat GraphQL",
+          subscriptionsProtocol: "WS",
+          // Sent as headers over HTTP and as connection parameters over WebSocket: both read `Authorization`.
+          headers: JSON.stringify({ Authorization: "Bearer <accessToken from signUp or logIn>" }, null, 2),
+          defaultQuery: GRAPHIQL_QUERY,
+        }
+      : false,
+    renderGraphiQL: createGraphiQLRenderer(),
     multipart: false,
     maxRequestBodySize: options.maxRequestBytes,
     // Parsed and validated documents are cached by text (bounded LRU, 1024 entries), yoga's default.
@@ -165,6 +194,11 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
   const protocol = makeServer<Record<string, unknown> | undefined, undefined>({
     execute: (args) => execute(args) as never,
     subscribe: (args) => subscribe(args) as never,
+    // The HTTP status hint on an error (429 for a rate limit) means nothing on a socket.
+    onNext: (_ctx, _id, _payload, _args, result) =>
+      result.errors?.some((error) => error.extensions && "http" in error.extensions)
+        ? { ...result, errors: result.errors.map((error) => withoutHttp(error as GraphQLError)) }
+        : undefined,
     onSubscribe: (ctx, _id, payload) => {
       let document: DocumentNode;
       try {

@@ -57,6 +57,17 @@ function graphqlMessage(message: string): string {
   return out;
 }
 
+/**
+ * What yoga turns into the HTTP status and headers (and leaves out of the body): a rate-limited
+ * request is answered 429 with `Retry-After` in whole seconds, so HTTP clients and proxies back off
+ * without reading the body. The WebSocket path drops it (graphql/endpoint.ts).
+ */
+function httpHint(error: ChatError): { http?: { status: number; headers: Record<string, string> } } {
+  if (error.reason !== ErrorReason.RATE_LIMITED) return {};
+  const retryAfterMs = Number(error.metadata.retry_after_ms ?? 1000);
+  return { http: { status: 429, headers: { "Retry-After": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } } };
+}
+
 /** The innermost cause: graphql-js wraps what a resolver threw, sometimes twice. */
 function rootCause(error: unknown): unknown {
   let current = error;
@@ -82,7 +93,7 @@ export function createErrorMapper(logger: Logger, countError?: (grpcCode: string
     const cause = rootCause(error);
     const located = error instanceof GraphQLError ? { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path } : {};
     if (cause instanceof ChatError) {
-      return new GraphQLError(graphqlMessage(cause.message), { ...located, extensions: { ...chatExtensions(cause) } });
+      return new GraphQLError(graphqlMessage(cause.message), { ...located, extensions: { ...chatExtensions(cause), ...httpHint(cause) } });
     }
     if (cause instanceof GraphQLError) {
       const { code, grpcCode } = cause.extensions;

@@ -22,7 +22,7 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from "graphql";
-import type { Plugin } from "graphql-yoga";
+import { isAsyncIterable, type Plugin } from "graphql-yoga";
 import type { ListSize } from "./builder.js";
 import { GRAPHQL_CODES } from "./errors.js";
 
@@ -154,33 +154,61 @@ export function queryDepthRule(maxDepth: number): ValidationRule {
   };
 }
 
-function costError(schema: GraphQLSchema, document: DocumentNode, name: string | null | undefined, rawVariables: unknown, maxCost: number): GraphQLError | undefined {
+/** The cost an operation reports in `extensions.cost`. */
+export interface CostReport {
+  /** The operation's estimated cost (see measureOperation). */
+  readonly requested: number;
+  /** The most one operation may cost (CHAT_GRAPHQL_MAX_COST). */
+  readonly limit: number;
+  /** What is left of the limit: how much more this operation could have asked for. */
+  readonly remaining: number;
+}
+
+function measureCost(schema: GraphQLSchema, document: DocumentNode, name: string | null | undefined, rawVariables: unknown, maxCost: number): { report?: CostReport; error?: GraphQLError } {
   const operation = getOperationAST(document, name);
-  if (!operation) return undefined;
+  if (!operation) return {};
   const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], (rawVariables ?? {}) as Record<string, unknown>);
   // Variables of the wrong type: execution reports them, nothing runs.
-  if (coerced.errors) return undefined;
+  if (coerced.errors) return {};
   const fragments = new Map(document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((d) => [d.name.value, d]));
   const { cost } = measureOperation(schema, operation, (fragment) => fragments.get(fragment), coerced.coerced);
-  if (cost <= maxCost) return undefined;
-  return new GraphQLError(`${operationName(operation)} could cost ${cost} (fields times list sizes); at most ${maxCost} is allowed: ask for smaller pages or fewer fields`, {
+  const report = { requested: cost, limit: maxCost, remaining: Math.max(0, maxCost - cost) };
+  if (cost <= maxCost) return { report };
+  const error = new GraphQLError(`${operationName(operation)} could cost ${cost} (fields times list sizes); at most ${maxCost} is allowed: ask for smaller pages or fewer fields`, {
     nodes: [operation],
     extensions: { code: GRAPHQL_CODES.tooCostly, grpcCode: "invalid_argument", metadata: { max: String(maxCost), actual: String(cost) } },
   });
+  return { report, error };
+}
+
+function withCost<T extends { extensions?: Record<string, unknown> }>(result: T, cost: CostReport): T {
+  return { ...result, extensions: { ...result.extensions, cost } };
 }
 
 /**
  * The cost limit, checked just before execution (HTTP and WebSocket alike), because page sizes
- * usually come in variables. An operation over the limit runs no resolver at all.
+ * usually come in variables. An operation over the limit runs no resolver at all. Every query and
+ * mutation result reports its cost in `extensions.cost` (refused ones too), so a client sees how close
+ * it is before it is refused. A subscription is measured once when it starts; its events carry no
+ * cost, because one event object is shared by every subscriber with the same selection.
  */
 export function costLimitPlugin(maxCost: number): Plugin {
   return {
     onExecute({ args, setResultAndStopExecution }) {
-      const error = costError(args.schema, args.document, args.operationName, args.variableValues, maxCost);
-      if (error) setResultAndStopExecution({ errors: [error] });
+      const { report, error } = measureCost(args.schema, args.document, args.operationName, args.variableValues, maxCost);
+      if (!report) return;
+      if (error) {
+        setResultAndStopExecution({ errors: [error], extensions: { cost: report } });
+        return;
+      }
+      return {
+        onExecuteDone({ result, setResult }) {
+          if (!isAsyncIterable(result)) setResult(withCost(result, report));
+        },
+      };
     },
     onSubscribe({ args, setResultAndStopExecution }) {
-      const error = costError(args.schema, args.document, args.operationName, args.variableValues, maxCost);
+      const { error } = measureCost(args.schema, args.document, args.operationName, args.variableValues, maxCost);
       if (error) setResultAndStopExecution({ errors: [error] });
     },
   };

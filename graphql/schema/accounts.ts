@@ -43,7 +43,7 @@ export function registerAccounts(builder: Builder, types: SharedTypes): void {
     }),
   );
 
-  const users = connectionType(builder, types.pageInfo, "User", types.user, "Users found by a look-up, in the order asked (ids first, then usernames).", true);
+  const users = connectionType(builder, types.pageInfo, "User", types.user, "Users found by a look-up (unknown ids and names are left out).", true);
 
   builder.queryField("users", (t) =>
     t.field({
