@@ -10,6 +10,7 @@ import { costLimitPlugin, queryDepthRule } from "./limits.js";
 import { sharedEventsPlugin } from "./shared-events.js";
 import { buildChatSchema } from "./schema/index.js";
 import type { GraphQLSettings } from "./settings.js";
+import { createTrustedDocuments } from "./trusted-documents.js";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -155,6 +156,7 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
   const { services, settings, logger } = options;
   const toClientError = createErrorMapper(logger, options.countError);
   const depthRule = queryDepthRule(settings.maxDepth);
+  const trusted = createTrustedDocuments(settings.trustedDocuments, settings.trustedDocumentsFile, logger);
 
   const validation: Plugin = {
     onValidate({ addValidationRule }) {
@@ -184,7 +186,7 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
     parserAndValidationCache: true,
     logging: yogaLogger(logger),
     maskedErrors: { maskError: (error) => toClientError(error) },
-    plugins: [validation, costLimitPlugin(settings.maxCost), sharedEventsPlugin],
+    plugins: [...trusted.plugins(), validation, costLimitPlugin(settings.maxCost), sharedEventsPlugin],
     context: (initial: YogaInitialContext) => createContext(services, bearerToken(initial.request.headers.get("authorization") ?? undefined)),
   });
 
@@ -200,10 +202,12 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
         ? { ...result, errors: result.errors.map((error) => withoutHttp(error as GraphQLError)) }
         : undefined,
     onSubscribe: (ctx, _id, payload) => {
+      const query = trusted.mode === "off" ? payload.query : trusted.resolve(payload);
+      if (typeof query !== "string") return [withoutHttp(toClientError(query))];
       let document: DocumentNode;
       try {
         // Both cached by the document text (yoga's bounded LRU), so a repeated subscription costs two look-ups.
-        document = parse(payload.query);
+        document = parse(query);
       } catch (error) {
         return [withoutHttp(toClientError(error))];
       }
