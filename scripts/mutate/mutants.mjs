@@ -466,6 +466,15 @@ export const mutants = [
     grep: "gone",
   },
 
+  {
+    id: "push-not-withdrawn-on-read",
+    area: "delivery",
+    what: "reading a message on one device leaves its pending push to the others in place",
+    edits: one(PUSH, "      await push.readUpTo(principal.userId, conversationId, watermark).catch((error: unknown) => onError(error, \"push withdrawal\"));", ""),
+    tests: [PUSH_WEBHOOK],
+    grep: "withdraws a pending push",
+  },
+
   // accounts: what is stored for a secret
   {
     id: "password-plaintext",
