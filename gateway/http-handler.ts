@@ -2,6 +2,7 @@ import { createConnectRouter, createContextValues, type ConnectRouter } from "@c
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { clientAddressOf, kClientAddress } from "./client-address.js";
 import type { RequestHandler } from "./listener.js";
 import type { Logger } from "./logger.js";
 import { retypeMalformedRequest } from "./malformed-requests.js";
@@ -14,6 +15,8 @@ export interface HttpHandlerOptions {
   readonly logger: Logger;
   /** Whether the gateway takes new work (not starting, not draining). */
   readonly isReady: () => boolean;
+  /** Client addresses come from X-Forwarded-For (see client-address.ts). */
+  readonly trustForwardedFor?: boolean;
   /** GraphQL over HTTP at `path` (its WebSocket side is the listener's upgrade handler). */
   readonly graphql?: { readonly path: string; readonly handle: RequestHandler };
   /** Prometheus text format on `/metrics`. */
@@ -49,7 +52,9 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
     const path = (request.url ?? "").split("?", 1)[0] ?? "";
     const handler = routes.get(path);
     if (handler) {
-      const contextValues = createContextValues().set(kResetStream, streamResetter(request, response));
+      const contextValues = createContextValues()
+        .set(kResetStream, streamResetter(request, response))
+        .set(kClientAddress, clientAddressOf(request, options.trustForwardedFor ?? false));
       const universal = universalRequestFromNodeRequest(request, response, undefined, contextValues);
       const unary = handler.method.methodKind === "unary";
       handler(universal)

@@ -31,6 +31,8 @@ export interface GraphQLContext {
    * that anyone may use (signUp, logIn) never ask.
    */
   principal(): Promise<Principal>;
+  /** Who is asking, as the transport sees it (login throttling is per address). */
+  readonly clientAddress: string;
 }
 
 const BEARER = /^Bearer\s+(\S+)$/i;
@@ -62,8 +64,8 @@ function principalOf(this: ContextState): Promise<Principal> {
   return (this.pending ??= this.services.accounts.authenticate(this.token));
 }
 
-export function createContext(services: GraphQLServices, token: string | undefined): GraphQLContext {
-  const context: ContextState = { services, token, pending: undefined, principal: principalOf };
+export function createContext(services: GraphQLServices, token: string | undefined, clientAddress = ""): GraphQLContext {
+  const context: ContextState = { services, token, clientAddress, pending: undefined, principal: principalOf };
   return context;
 }
 

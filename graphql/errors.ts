@@ -47,6 +47,20 @@ function chatExtensions(error: ChatError): ChatErrorExtensions {
   };
 }
 
+/**
+ * What yoga turns into the HTTP status and headers (and leaves out of the body): a rate-limited
+ * request is answered 429, a refusal to take more work now (a full password-hashing queue) 503, both
+ * with `Retry-After` in whole seconds, so HTTP clients and proxies back off without reading the body.
+ * The WebSocket path drops it (graphql/endpoint.ts).
+ */
+function httpHint(error: ChatError): { http?: { status: number; headers: Record<string, string> } } {
+  const rateLimited = error.reason === ErrorReason.RATE_LIMITED;
+  if (!rateLimited && !(error.code === "unavailable" && error.metadata.retry_after_ms)) return {};
+  const retryAfterMs = Number(error.metadata.retry_after_ms ?? 1000);
+  const status = rateLimited ? 429 : 503;
+  return { http: { status, headers: { "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } } };
+}
+
 /** RPC names a service error may mention, as a GraphQL client knows them. */
 const GRAPHQL_NAMES: readonly (readonly [RegExp, string])[] = [[/\bAccountsService\.Refresh\b/g, "the refreshSession mutation"]];
 
@@ -55,17 +69,6 @@ function graphqlMessage(message: string): string {
   let out = message.replace(/\b[a-z]+(?:_[a-z]+)+\b/g, camelCase);
   for (const [rpc, graphql] of GRAPHQL_NAMES) out = out.replace(rpc, graphql);
   return out;
-}
-
-/**
- * What yoga turns into the HTTP status and headers (and leaves out of the body): a rate-limited
- * request is answered 429 with `Retry-After` in whole seconds, so HTTP clients and proxies back off
- * without reading the body. The WebSocket path drops it (graphql/endpoint.ts).
- */
-function httpHint(error: ChatError): { http?: { status: number; headers: Record<string, string> } } {
-  if (error.reason !== ErrorReason.RATE_LIMITED) return {};
-  const retryAfterMs = Number(error.metadata.retry_after_ms ?? 1000);
-  return { http: { status: 429, headers: { "Retry-After": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } } };
 }
 
 /** The innermost cause: graphql-js wraps what a resolver threw, sometimes twice. */

@@ -77,9 +77,9 @@ function sizeOf(size: ListSize, field: GraphQLField<unknown, unknown>, node: Fie
  * will get them: `messages(first: 100) { edges { node { id text } } }` costs 1 + 1 + 100 * (1 + 2) =
  * 302. Lists of objects without a declared size count as 10; lists of scalars cost 1.
  *
- * Introspection fields are left out of both: `__typename` is free, and the nesting of `__schema` and
- * `__type` is bounded by graphql-js's own MaxIntrospectionDepthRule (one of the specified rules);
- * turn introspection off to refuse it altogether.
+ * `__typename` costs 1 like any scalar. `__schema` and `__type` are left out of both: their nesting is
+ * bounded by graphql-js's own MaxIntrospectionDepthRule (one of the specified rules) and their number
+ * per document by graphql/guard.ts; turn introspection off to refuse them altogether.
  */
 export function measureOperation(
   schema: GraphQLSchema,
@@ -114,6 +114,8 @@ export function measureOperation(
 
   /** `presized`: the list's size, given by its parent's `sizedFields` (a connection's page size for `edges`). */
   function measureField(node: FieldNode, parent: GraphQLNamedType, multiplier: number, presized: number | undefined, seen: ReadonlySet<string>): Measure {
+    // `__typename` is a field like any other in the response (40,000 aliases of it are 40,000 entries).
+    if (node.name.value === "__typename") return { depth: 0, cost: multiplier };
     if (node.name.value.startsWith("__")) return { depth: 0, cost: 0 };
     const field = isObjectType(parent) || isInterfaceType(parent) ? parent.getFields()[node.name.value] : undefined;
     // Unknown fields are FieldsOnCorrectTypeRule's to report.

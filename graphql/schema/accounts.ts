@@ -117,7 +117,7 @@ export function registerAccounts(builder: Builder, types: SharedTypes): void {
       description: "Logs a new device in.",
       args: { input: t.arg({ type: logInInput, required: true, description: "The credentials." }) },
       resolve: (_root, { input }, ctx) =>
-        attempt(async () => toSession(await ctx.services.accounts.logIn({ username: input.username, password: input.password, deviceName: input.deviceName ?? "" }))),
+        attempt(async () => toSession(await ctx.services.accounts.logIn({ username: input.username, password: input.password, deviceName: input.deviceName ?? "" }, ctx.clientAddress))),
     }),
   );
 
