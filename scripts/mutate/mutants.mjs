@@ -176,6 +176,31 @@ export const mutants = [
     grep: "only forwards",
   },
 
+  {
+    id: "delivery-cursor-moves-back",
+    area: "delivery",
+    what: "a device's delivery cursor can move backwards",
+    edits: one("backends/store-sqlite/receipts.ts", "      WHERE excluded.seq > delivery_cursors.seq`", "      WHERE excluded.seq <> delivery_cursors.seq`"),
+    tests: [STORE_TEST],
+    grep: "monotone delivery cursor",
+  },
+  {
+    id: "append-leaves-sender-unread",
+    area: "delivery",
+    what: "writing a message does not move its sender's read watermark",
+    edits: one(LOG, "    moveReadMark(stored.conversationId, stored.senderUserId, seq, stored.sentAt.getTime());\n", ""),
+    tests: [STORE_TEST],
+    grep: "sender's read watermark on append",
+  },
+  {
+    id: "read-range-includes-after",
+    area: "delivery",
+    what: "a read after seq N returns N again",
+    edits: one("backends/store-sqlite/messages.ts", "`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`", "`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq >= ? AND seq < ? ORDER BY seq ASC LIMIT ?`"),
+    tests: [STORE_TEST],
+    grep: "reads after a seq",
+  },
+
   // authz: who may read, send and change what
   {
     id: "visible-range-no-member-check",
@@ -290,6 +315,29 @@ export const mutants = [
     edits: one(SYNC, ".filter((reader, index) => couldSee[index] && reader.userId !== message?.senderUserId)", ".filter((reader) => reader.userId !== message?.senderUserId)"),
     tests: [RECEIPTS],
     grep: "who read a group message",
+  },
+
+  {
+    id: "store-removal-keeps-member",
+    area: "authz",
+    what: "the store records no leaving: a removed member stays a member",
+    edits: one("backends/store-sqlite/conversations.ts", "`UPDATE members SET left_seq = ? WHERE conversation_id = ? AND user_id = ? AND left_seq IS NULL`", "`UPDATE members SET left_seq = left_seq WHERE ? IS NOT NULL AND conversation_id = ? AND user_id = ? AND left_seq IS NULL`"),
+    tests: [JOIN_TEST, GROUPS_UNIT],
+  },
+  {
+    id: "store-group-cap-unchecked",
+    area: "authz",
+    what: "the store lets a membership change pass the group's cap",
+    edits: one("backends/store-sqlite/conversations.ts", "      if (after.size > change.maxMembers && after.size > current.length) throw new GroupFullError(conversationId, change.maxMembers);", ""),
+    tests: [STORE_TEST],
+    grep: "maxMembers",
+  },
+  {
+    id: "store-rotation-ignores-old-token",
+    area: "authz",
+    what: "a refresh token rotates from any old token, not only the current one",
+    edits: one("backends/store-sqlite/accounts.ts", "      WHERE device_id = ? AND refresh_token_hash = ? AND revoked_at IS NULL`", "      WHERE device_id = ? AND ? IS NOT NULL AND revoked_at IS NULL`"),
+    tests: [ACCOUNTS_TEST],
   },
 
   // input: every bad request gets a typed error and changes nothing

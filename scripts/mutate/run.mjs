@@ -118,10 +118,15 @@ function runTests(files, grep, timeoutMs) {
   });
 }
 
+const plain = (text) => text.replace(/\x1b\[[0-9;]*m/g, "");
+
 function firstFailure(output) {
-  const line = output.split("\n").find((text) => /AssertionError|Error:|FAIL .*>/.test(text));
+  const line = plain(output).split("\n").find((text) => /AssertionError|Error:|FAIL .*>/.test(text));
   return line?.trim().slice(0, 200) ?? "";
 }
+
+/** A run that passed without running a test (a `grep` that matches none) proves nothing either way. */
+const ranNoTest = (output) => !/Tests\s+.*\d+ (passed|failed)/.test(plain(output));
 
 const timeoutMs = Number(args["timeout-seconds"]) * 1000;
 
@@ -155,6 +160,10 @@ for (const [index, mutant] of chosen.entries()) {
     outcome = await runTests(mutant.tests, mutant.grep, timeoutMs);
   } finally {
     restore();
+  }
+  if (outcome.code === 0 && ranNoTest(outcome.output)) {
+    restore();
+    fail(`mutant ${mutant.id}: no test ran (${mutant.tests.join(" ")}${mutant.grep ? ` -t "${mutant.grep}"` : ""}); fix its tests or grep`);
   }
   const status = outcome.timedOut ? "killed (timeout)" : outcome.code === 0 ? "SURVIVED" : "killed";
   const seconds = ((Date.now() - t0) / 1000).toFixed(0);
