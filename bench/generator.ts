@@ -35,7 +35,7 @@ const takeLoopDelay = loopDelayMonitor();
  */
 const CHAT_FEED = "subscription Feed { messages { kind message { senderUserId text } } }";
 const CHAT_SEND =
-  "mutation Send($clientMsgId: String!, $conversationId: ID!, $text: String!) { sendMessage(clientMsgId: $clientMsgId, conversationId: $conversationId, text: $text) { duplicate } }";
+  "mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { duplicate userErrors { code } } }";
 const RELAY_FEED = "subscription Feed($conversationIds: [ID!]!) { messages(conversationIds: $conversationIds) { text } }";
 const RELAY_SEND = "mutation Send($conversationId: ID!, $text: String!) { send(conversationId: $conversationId, text: $text) }";
 
@@ -101,7 +101,7 @@ async function connectOne(target: Target, device: Device, receive: OnText): Prom
       );
       await connection.ready;
       return {
-        send: (conversationId, text, clientMsgId) => connection.mutate({ query: CHAT_SEND, variables: { clientMsgId, conversationId, text } }),
+        send: (conversationId, text, clientMsgId) => connection.mutate({ query: CHAT_SEND, variables: { input: { clientMsgId, conversationId, text } } }),
         close: () => connection.close(),
       };
     }

@@ -20,7 +20,7 @@ export class LeanGraphQL {
 
   /**
    * `onEvent` gets each event's `data`, the first included; `onRejected` each mutation answered with
-   * errors. An error or complete on the subscription before its first event fails `ready`.
+   * errors or user errors. An error or complete on the subscription before its first event fails `ready`.
    */
   constructor(url: string, connectionParams: Record<string, unknown>, feed: Operation, onEvent: (data: Record<string, unknown>) => void, onRejected: () => void) {
     this.socket = new WebSocket(url, "graphql-transport-ws", { perMessageDeflate: false });
@@ -41,7 +41,9 @@ export class LeanGraphQL {
           return this.socket.send('{"type":"pong"}');
         case "next":
           if (message.id !== FEED_ID) {
-            if (message.payload?.errors?.length) onRejected();
+            // Refused: a top-level error (a rate limit) or a payload's user errors (bad input).
+            const payloads = Object.values(message.payload?.data ?? {}) as ({ userErrors?: unknown[] } | null)[];
+            if (message.payload?.errors?.length || payloads.some((payload) => payload?.userErrors?.length)) onRejected();
             return;
           }
           if (!live) {

@@ -8,7 +8,7 @@ import { MessagingService } from "../gen/chat/v1/messaging_pb.js";
 import { PresenceService } from "../gen/chat/v1/presence_pb.js";
 import { PushService } from "../gen/chat/v1/push_pb.js";
 import { SyncService } from "../gen/chat/v1/sync_pb.js";
-import { createAccessTokenSigner, createAccountsService } from "../services/accounts/index.js";
+import { createAccessTokenSigner, createAccountsService, createLoginThrottle, createPasswordHasher } from "../services/accounts/index.js";
 import { createAttachmentsService } from "../services/attachments/index.js";
 import { createGroupsService } from "../services/groups/index.js";
 import { createMessagingService, createTypingNotifier, type DeviceSessionOptions } from "../services/messaging/index.js";
@@ -60,12 +60,15 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
   const telemetry = metrics?.telemetry;
   metrics?.watchBacklog(backends.bus);
   const tokens = createAccessTokenSigner(resolveTokenSecret(config.tokenSecret, config.dataDir), config.accessTokenTtlSeconds);
+  const passwordHasher = createPasswordHasher({ threads: config.passwordHashThreads, queueLimit: config.passwordHashQueue });
   const accounts = createAccountsService({
     store: store.accounts,
     bus,
     tokens,
     passwordCost: config.passwordCost,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+    hasher: passwordHasher,
+    loginThrottle: createLoginThrottle(backends.loginLimiters),
   });
   const pushWorker = createPushWorker({
     store: backends.push,
@@ -151,11 +154,13 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
       : undefined;
   // GraphQL calls the same services; its subscriptions are device sessions like the Connect stream.
   const graphql = createGraphQLEndpoint({
-    services: { accounts, messaging, sync, groups, typing, presence, deviceSession, sessions },
+    services: { accounts, messaging, sync, groups, typing, presence, attachments, push, deviceSession, sessions },
     settings: graphqlSettings,
     logger,
     maxRequestBytes: config.maxRequestBytes,
     countError: metrics?.graphqlError,
+    allowedOrigins: config.allowedOrigins,
+    trustForwardedFor: config.trustForwardedFor,
   });
 
   // The browser client speaks GraphQL (HTTP and graphql-ws) to this same port.
@@ -192,6 +197,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
       maxRequestBytes: config.maxRequestBytes,
       logger,
       isReady: () => ready,
+      trustForwardedFor: config.trustForwardedFor,
       graphql,
       metrics,
       webClient,
@@ -226,6 +232,7 @@ export async function startChatServer(config: GatewayConfig, logger: Logger): Pr
         await graphql.close();
         await push.drain();
         await pushWorker.stop();
+        await passwordHasher.close();
         await backends.close();
         logger.info({ event: "stopped" }, "chat gateway stopped");
       })();

@@ -7,7 +7,8 @@ import { createLocalBlobStore, type LocalBlobStore } from "../backends/blob-loca
 import { createSqlitePushStore } from "../backends/push-sqlite/index.js";
 import { createWebhookSender } from "../backends/push-webhook/index.js";
 import { createWebPushSender, type VapidKeys } from "../backends/push-webpush/index.js";
-import type { BlobStore, ChatStore, EventBus, PresenceRegistry, PushSender, PushStore, RateLimiter, SessionRegistry } from "../services/ports/index.js";
+import type { LoginLimiters } from "../services/accounts/index.js";
+import type { BlobStore, ChatStore, EventBus, PresenceRegistry, PushSender, PushStore, RateLimit, RateLimiter, SessionRegistry } from "../services/ports/index.js";
 import type { GatewayConfig } from "./config.js";
 import { resolveSecret, resolveVapidKeys } from "./generated-secrets.js";
 import type { Logger } from "./logger.js";
@@ -19,6 +20,7 @@ export interface Backends {
   readonly presence: PresenceRegistry;
   readonly sessions: SessionRegistry;
   readonly sendLimiter: RateLimiter;
+  readonly loginLimiters: LoginLimiters;
   readonly push: PushStore;
   readonly pushSenders: readonly PushSender[];
   readonly vapid: VapidKeys;
@@ -99,6 +101,7 @@ async function openRedisParts(config: GatewayConfig, redisUrl: string, logger: L
     sessions: createRedisSessionRegistry({ redisUrl, gatewayId: config.gatewayId, logger }),
     presence: createRedisPresence({ redisUrl, timeoutMs: config.presenceTimeoutMs, logger }),
     sendLimiter: createRedisRateLimiter({ redisUrl, limit: sendLimit(config), keyPrefix: "chat:rate:", logger }),
+    loginLimiters: mapLoginLimits(config, (limit, name) => createRedisRateLimiter({ redisUrl, limit, keyPrefix: `chat:login:${name}:`, logger })),
   };
 }
 
@@ -107,6 +110,17 @@ function openMemoryParts(config: GatewayConfig) {
     sessions: createMemorySessionRegistry({ gatewayId: config.gatewayId }),
     presence: createMemoryPresence({ timeoutMs: config.presenceTimeoutMs }),
     sendLimiter: createMemoryRateLimiter(sendLimit(config)),
+    loginLimiters: mapLoginLimits(config, (limit) => createMemoryRateLimiter(limit)),
+  };
+}
+
+/** The three login buckets of services/accounts/login-throttle.ts, as multiples of one setting pair. */
+function mapLoginLimits(config: GatewayConfig, open: (limit: RateLimit, name: keyof LoginLimiters) => RateLimiter): LoginLimiters {
+  const limit = (times: number) => ({ ratePerSecond: (times * config.loginPerMinute) / 60, burst: times * config.loginBurst });
+  return {
+    accountAddress: open(limit(1), "accountAddress"),
+    address: open(limit(10), "address"),
+    account: open(limit(5), "account"),
   };
 }
 
@@ -152,7 +166,7 @@ function openPush(config: GatewayConfig) {
  * only when configured, so the embedded default never loads their drivers.
  */
 export async function openBackends(config: GatewayConfig, logger: Logger, hooks: BackendHooks): Promise<Backends> {
-  const { sessions, presence, sendLimiter } = config.presenceUrl.startsWith("redis://")
+  const { sessions, presence, sendLimiter, loginLimiters } = config.presenceUrl.startsWith("redis://")
     ? await openRedisParts(config, config.presenceUrl, logger)
     : openMemoryParts(config);
   const bus = await openBus(config, sessions, logger);
@@ -165,6 +179,7 @@ export async function openBackends(config: GatewayConfig, logger: Logger, hooks:
     presence,
     sessions,
     sendLimiter,
+    loginLimiters,
     push,
     pushSenders,
     vapid,
@@ -175,6 +190,7 @@ export async function openBackends(config: GatewayConfig, logger: Logger, hooks:
       await presence.close();
       await sessions.close();
       await sendLimiter.close();
+      await Promise.all(Object.values(loginLimiters).map((limiter) => limiter.close()));
       await store.close();
       await push.close();
       await blobs.close();

@@ -2,6 +2,7 @@ import { createReadStream } from "node:fs";
 import { isRefusal, type BlobRefusal, type LocalBlobStore } from "../backends/blob-local/index.js";
 import type { RequestHandler } from "./listener.js";
 import type { Logger } from "./logger.js";
+import { writeHead } from "./write-head.js";
 
 /** A file name safe in a quoted header parameter, plus the exact one in RFC 5987 form. */
 function contentDisposition(fileName: string): string {
@@ -25,7 +26,7 @@ export function createBlobRoutes(store: LocalBlobStore, logger: Logger): { reado
         if (response.headersSent) return;
         // HTTP/1.1: the rest of a refused body is not wanted; closing is cheaper than reading it.
         const close = request.httpVersionMajor === 1 && !request.complete ? { connection: "close" } : {};
-        response.writeHead(refusal.status, { "content-type": "application/json", "cache-control": "no-store", ...close });
+        writeHead(response, refusal.status, { "content-type": "application/json", "cache-control": "no-store", ...close });
         response.end(JSON.stringify({ reason: refusal.reason, message: refusal.message }));
         request.resume();
       };
@@ -41,7 +42,7 @@ export function createBlobRoutes(store: LocalBlobStore, logger: Logger): { reado
           .receive(key, query, request.headers["content-type"], Array.isArray(length) ? length[0] : length, request)
           .then((result) => {
             if (isRefusal(result)) return refuse(result);
-            response.writeHead(201, { "content-type": "application/json", "cache-control": "no-store" });
+            writeHead(response, 201, { "content-type": "application/json", "cache-control": "no-store" });
             response.end(JSON.stringify({ attachment_id: result.key, size_bytes: result.size, content_type: result.contentType }));
           })
           .catch(failed);
@@ -52,7 +53,7 @@ export function createBlobRoutes(store: LocalBlobStore, logger: Logger): { reado
           .open(key, query)
           .then((result) => {
             if (isRefusal(result)) return refuse(result);
-            response.writeHead(200, {
+            writeHead(response, 200, {
               "content-type": result.info.contentType,
               "content-length": String(result.info.size),
               "content-disposition": contentDisposition(decodeURIComponent(result.info.metadata["file-name"] ?? "")),

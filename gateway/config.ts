@@ -23,11 +23,23 @@ export interface GatewayConfig {
   readonly graphqlGraphiql: boolean;
   readonly graphqlMaxDepth: number;
   readonly graphqlMaxCost: number;
+  /** off: any document; register: also persisted ones, registered by hash (APQ); only: the file's documents alone. */
+  readonly graphqlTrustedDocuments: "off" | "register" | "only";
+  /** A JSON object of document id to document text (graphql-codegen's persisted-documents.json); empty: none. */
+  readonly graphqlTrustedDocumentsFile: string;
   /** Empty: generated once and kept in `<dataDir>/token-secret`. */
   readonly tokenSecret: string;
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
   readonly passwordCost: number;
+  readonly passwordHashThreads: number;
+  readonly passwordHashQueue: number;
+  readonly loginBurst: number;
+  readonly loginPerMinute: number;
+  /** Take the client address from the last `X-Forwarded-For` entry (behind a reverse proxy). */
+  readonly trustForwardedFor: boolean;
+  /** Browser origins (scheme://host[:port]) allowed besides the gateway's own. */
+  readonly allowedOrigins: readonly string[];
   readonly tlsCertFile: string;
   readonly tlsKeyFile: string;
   readonly logLevel: string;
@@ -101,6 +113,19 @@ const contentTypes = (raw: string) => {
   const list = raw.split(",").map((type) => type.trim().toLowerCase()).filter(Boolean);
   return list.length > 0 && list.every((type) => /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/.test(type)) ? list : undefined;
 };
+const origins = (raw: string) => {
+  const list = raw.split(",").map((origin) => origin.trim()).filter(Boolean);
+  const parsed = list.map((origin) => {
+    if (origin === "*") return origin;
+    try {
+      const url = new URL(origin);
+      return (url.protocol === "http:" || url.protocol === "https:") && url.origin === origin.replace(/\/+$/, "") ? url.origin : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  return parsed.every((origin) => origin !== undefined) ? (parsed as string[]) : undefined;
+};
 const oneOf = <T extends string>(...values: T[]) => (raw: string) => ((values as string[]).includes(raw) ? (raw as T) : undefined);
 
 type AnySetting = { [K in keyof GatewayConfig]: Setting<K> }[keyof GatewayConfig];
@@ -119,6 +144,12 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "accessTokenTtlSeconds", env: "CHAT_ACCESS_TOKEN_TTL_SECONDS", help: "lifetime of an access token", fallback: () => 900, parse: integer(1, 86_400), accepted: "an integer 1-86400" },
   { key: "refreshTokenTtlSeconds", env: "CHAT_REFRESH_TOKEN_TTL_SECONDS", help: "lifetime of a refresh token", fallback: () => 30 * 86_400, parse: integer(60, 365 * 86_400), accepted: "an integer 60-31536000" },
   { key: "passwordCost", env: "CHAT_PASSWORD_COST", help: "log2 of scrypt's N for new password hashes", fallback: () => 15, parse: integer(10, 20), accepted: "an integer 10-20 (15 is about 50 ms)" },
+  { key: "passwordHashThreads", env: "CHAT_PASSWORD_HASH_THREADS", help: "threads that hash passwords (their own, at low priority, never libuv's pool)", fallback: () => 1, parse: integer(1, 64), accepted: "an integer 1-64" },
+  { key: "passwordHashQueue", env: "CHAT_PASSWORD_HASH_QUEUE", help: "logins and sign-ups that may wait for a hashing thread; past it they get UNAVAILABLE (retryable)", fallback: () => 1024, parse: integer(0, 1_000_000), accepted: "an integer 0-1000000" },
+  { key: "loginBurst", env: "CHAT_LOGIN_BURST", help: "login attempts one account may make from one client address before it is slowed down (10x per address, 5x per account from all addresses)", fallback: () => 10, parse: integer(1, 100_000), accepted: "an integer 1-100000" },
+  { key: "loginPerMinute", env: "CHAT_LOGIN_PER_MINUTE", help: "login attempts per minute, sustained, for one account from one address (same multiples as CHAT_LOGIN_BURST)", fallback: () => 6, parse: integer(1, 1_000_000), accepted: "an integer 1-1000000" },
+  { key: "trustForwardedFor", env: "CHAT_TRUST_FORWARDED_FOR", help: "take the client address from the last X-Forwarded-For entry (only behind a reverse proxy that sets it)", fallback: () => false, parse: flag, accepted: "on/off (also true/false, 1/0, yes/no)" },
+  { key: "allowedOrigins", env: "CHAT_ALLOWED_ORIGINS", help: "browser origins that may call GraphQL (CORS, WebSocket) besides the gateway's own; * allows any without credentials", fallback: () => [], parse: origins, accepted: "a comma-separated list of scheme://host[:port], or *" },
   { key: "tlsCertFile", env: "CHAT_TLS_CERT", help: "PEM certificate; with CHAT_TLS_KEY serves TLS (h2 and HTTP/1.1) instead of cleartext", fallback: () => "", parse: text, accepted: "a file path" },
   { key: "tlsKeyFile", env: "CHAT_TLS_KEY", help: "PEM private key for CHAT_TLS_CERT", fallback: () => "", parse: text, accepted: "a file path" },
   { key: "logLevel", env: "CHAT_LOG_LEVEL", help: "log level", fallback: () => "info", parse: oneOf("trace", "debug", "info", "warn", "error", "fatal", "silent"), accepted: "trace, debug, info, warn, error, fatal or silent" },
@@ -140,6 +171,8 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "graphqlGraphiql", env: "CHAT_GRAPHQL_GRAPHIQL", help: "serve GraphiQL on GET /graphql", fallback: (c) => c.graphqlIntrospection ?? true, parse: flag, accepted: "on/off (also true/false, 1/0, yes/no); default: as CHAT_GRAPHQL_INTROSPECTION" },
   { key: "graphqlMaxDepth", env: "CHAT_GRAPHQL_MAX_DEPTH", help: "deepest field nesting of a GraphQL operation", fallback: () => 10, parse: integer(2, 100), accepted: "an integer 2-100" },
   { key: "graphqlMaxCost", env: "CHAT_GRAPHQL_MAX_COST", help: "highest estimated cost of a GraphQL operation (fields times list sizes)", fallback: () => 10_000, parse: integer(10, 10_000_000), accepted: "an integer 10-10000000" },
+  { key: "graphqlTrustedDocuments", env: "CHAT_GRAPHQL_TRUSTED_DOCUMENTS", help: "which GraphQL documents run: off (any), register (any, and persisted ones by hash, registered on first use), only (the file's documents, by id)", fallback: () => "off", parse: oneOf("off", "register", "only"), accepted: "off, register or only" },
+  { key: "graphqlTrustedDocumentsFile", env: "CHAT_GRAPHQL_TRUSTED_DOCUMENTS_FILE", help: "JSON object of document id to GraphQL document (graphql-codegen's persisted-documents.json); required by only", fallback: () => "", parse: (raw) => (raw === "" ? "" : resolve(raw)), accepted: "a file path, or empty" },
   { key: "pushWebhookSecret", env: "CHAT_PUSH_WEBHOOK_SECRET", help: "HMAC key of the push webhook signature (at least 32 characters); empty: generated and kept in the data directory", fallback: () => "", parse: secret, accepted: "empty, or at least 32 characters" },
   { key: "pushRetryMaxAttempts", env: "CHAT_PUSH_RETRY_MAX_ATTEMPTS", help: "tries of one push, the first included, before it becomes a dead letter", fallback: () => 8, parse: integer(1, 100), accepted: "an integer 1-100" },
   { key: "pushRetryInitialMs", env: "CHAT_PUSH_RETRY_INITIAL_MS", help: "wait before a push's second try; doubled for each further one", fallback: () => 2_000, parse: integer(10, 3_600_000), accepted: "an integer 10-3600000" },

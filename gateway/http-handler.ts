@@ -2,10 +2,12 @@ import { createConnectRouter, createContextValues, type ConnectRouter } from "@c
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { clientAddressOf, kClientAddress } from "./client-address.js";
 import type { RequestHandler } from "./listener.js";
 import type { Logger } from "./logger.js";
 import { retypeMalformedRequest } from "./malformed-requests.js";
 import { kResetStream, streamResetter } from "./stream-reset.js";
+import { writeHead } from "./write-head.js";
 
 export interface HttpHandlerOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -13,6 +15,8 @@ export interface HttpHandlerOptions {
   readonly logger: Logger;
   /** Whether the gateway takes new work (not starting, not draining). */
   readonly isReady: () => boolean;
+  /** Client addresses come from X-Forwarded-For (see client-address.ts). */
+  readonly trustForwardedFor?: boolean;
   /** GraphQL over HTTP at `path` (its WebSocket side is the listener's upgrade handler). */
   readonly graphql?: { readonly path: string; readonly handle: RequestHandler };
   /** Prometheus text format on `/metrics`. */
@@ -40,7 +44,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
   const routes = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
 
   const probe = (response: AnyResponse, ok: boolean, body: string) => {
-    response.writeHead(ok ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+    writeHead(response, ok ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
     response.end(body);
   };
 
@@ -48,7 +52,9 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
     const path = (request.url ?? "").split("?", 1)[0] ?? "";
     const handler = routes.get(path);
     if (handler) {
-      const contextValues = createContextValues().set(kResetStream, streamResetter(request, response));
+      const contextValues = createContextValues()
+        .set(kResetStream, streamResetter(request, response))
+        .set(kClientAddress, clientAddressOf(request, options.trustForwardedFor ?? false));
       const universal = universalRequestFromNodeRequest(request, response, undefined, contextValues);
       const unary = handler.method.methodKind === "unary";
       handler(universal)
@@ -68,7 +74,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
     if (options.blobs && path.startsWith(options.blobs.pathPrefix)) return options.blobs.handle(request, response);
     if (path === "/healthz") return probe(response, true, "ok\n");
     if (path === "/readyz") return options.isReady() ? probe(response, true, "ready\n") : probe(response, false, "not ready\n");
-    response.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+    writeHead(response, 404, { "content-type": "text/plain; charset=utf-8" });
     response.end(`not found: this gateway serves chat.v1 over Connect, gRPC and gRPC-web${options.graphql ? `, GraphQL at ${options.graphql.path}` : ""}${options.metrics ? ", /metrics" : ""}, /healthz and /readyz\n`);
   };
 }

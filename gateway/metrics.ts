@@ -3,6 +3,7 @@ import { ErrorReason } from "../gen/chat/v1/errors_pb.js";
 import type { EventBus, Surface, Telemetry } from "../services/ports/index.js";
 import type { RequestHandler } from "./listener.js";
 import type { Logger } from "./logger.js";
+import { writeHead } from "./write-head.js";
 
 const SURFACES: readonly Surface[] = ["connect", "grpc", "grpc_web", "graphql"];
 // Seconds; chat latencies are mostly milliseconds, with a tail into seconds under load.
@@ -150,12 +151,12 @@ export function createGatewayMetrics(logger: Logger): GatewayMetrics {
   const handle: RequestHandler = (_request, response) => {
     registry.metrics().then(
       (body) => {
-        response.writeHead(200, { "content-type": registry.contentType, "cache-control": "no-store" });
+        writeHead(response, 200, { "content-type": registry.contentType, "cache-control": "no-store" });
         response.end(body);
       },
       (failure: unknown) => {
         logger.error({ err: failure }, "metrics collection failed");
-        response.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+        writeHead(response, 500, { "content-type": "text/plain; charset=utf-8" });
         response.end("metrics collection failed\n");
       },
     );

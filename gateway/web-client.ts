@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { extname, join } from "node:path";
 import type { RequestHandler } from "./listener.js";
+import { writeHead } from "./write-head.js";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -32,11 +33,11 @@ export function createWebClientHandler(directory: string): { readonly paths: Rea
       const path = (request.url ?? "").split("?", 1)[0] ?? "";
       const file = files.get(path);
       if (!file || (request.method !== "GET" && request.method !== "HEAD")) {
-        response.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+        writeHead(response, 404, { "content-type": "text/plain; charset=utf-8" });
         response.end("not found\n");
         return;
       }
-      response.writeHead(200, {
+      writeHead(response, 200, {
         "content-type": file.type,
         "content-length": String(file.body.length),
         // The client is served with the gateway that speaks its protocol; never mix versions.

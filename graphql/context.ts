@@ -1,8 +1,10 @@
 import type { AccountsService, Principal } from "../services/accounts/index.js";
+import type { AttachmentsService } from "../services/attachments/index.js";
 import type { GroupsService } from "../services/groups/index.js";
 import type { DeviceSessionOptions, MessagingService, TypingNotifier } from "../services/messaging/index.js";
 import type { SessionRegistry } from "../services/ports/index.js";
 import type { PresenceService } from "../services/presence/index.js";
+import type { PushService } from "../services/push/index.js";
 import type { SyncService } from "../services/sync/index.js";
 
 /** The same service objects the Connect handlers call; GraphQL adds no chat logic of its own. */
@@ -13,6 +15,8 @@ export interface GraphQLServices {
   readonly groups: GroupsService;
   readonly typing: TypingNotifier;
   readonly presence: PresenceService;
+  readonly attachments: AttachmentsService;
+  readonly push: PushService;
   /** Subscriptions are device sessions (the Connect stream's engine) fed by the server itself. */
   readonly deviceSession: DeviceSessionOptions;
   /** Where this gateway records the devices it holds, so other gateways route their events here. */
@@ -27,6 +31,8 @@ export interface GraphQLContext {
    * that anyone may use (signUp, logIn) never ask.
    */
   principal(): Promise<Principal>;
+  /** Who is asking, as the transport sees it (login throttling is per address). */
+  readonly clientAddress: string;
 }
 
 const BEARER = /^Bearer\s+(\S+)$/i;
@@ -58,8 +64,8 @@ function principalOf(this: ContextState): Promise<Principal> {
   return (this.pending ??= this.services.accounts.authenticate(this.token));
 }
 
-export function createContext(services: GraphQLServices, token: string | undefined): GraphQLContext {
-  const context: ContextState = { services, token, pending: undefined, principal: principalOf };
+export function createContext(services: GraphQLServices, token: string | undefined, clientAddress = ""): GraphQLContext {
+  const context: ContextState = { services, token, clientAddress, pending: undefined, principal: principalOf };
   return context;
 }
 

@@ -1,15 +1,19 @@
 import { GraphQLError, NoSchemaIntrospectionCustomRule, type DocumentNode } from "graphql";
 import { CloseCode, handleProtocols, makeServer, type WebSocket as GraphQLWsSocket } from "graphql-ws";
 import { createYoga, type Plugin, type YogaInitialContext } from "graphql-yoga";
+import type { IncomingMessage } from "node:http";
 import { WebSocket, WebSocketServer } from "ws";
 import type { RequestHandler, UpgradeHandler } from "../gateway/listener.js";
 import type { Logger } from "../gateway/logger.js";
 import { bearerToken, connectionParamsToken, createContext, type GraphQLContext, type GraphQLServices } from "./context.js";
 import { addGrpcCode, createErrorMapper } from "./errors.js";
+import { browserGuardPlugin, corsFor, createOriginPolicy, DEFAULT_DOCUMENT_LIMITS, documentGuardPlugin, type DocumentLimits } from "./guard.js";
+import { clientAddressOf } from "../gateway/client-address.js";
 import { costLimitPlugin, queryDepthRule } from "./limits.js";
 import { sharedEventsPlugin } from "./shared-events.js";
 import { buildChatSchema } from "./schema/index.js";
 import type { GraphQLSettings } from "./settings.js";
+import { createTrustedDocuments } from "./trusted-documents.js";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -21,6 +25,11 @@ export interface GraphQLEndpointOptions {
   readonly maxRequestBytes: number;
   /** Counts each error a client is given, by its gRPC code name and its `extensions.code`. */
   readonly countError?: (grpcCode: string, code: string) => void;
+  /** Browser origins allowed besides the gateway's own (see guard.ts). */
+  readonly allowedOrigins?: readonly string[];
+  /** Client addresses come from X-Forwarded-For (see gateway/client-address.ts). */
+  readonly trustForwardedFor?: boolean;
+  readonly documentLimits?: DocumentLimits;
 }
 
 /** As an UpgradeHandler: graphql-ws over WebSocket at /graphql (404 elsewhere); its drain closes every socket with 1001. */
@@ -74,6 +83,26 @@ function createKeepAlive() {
   };
 }
 
+const GRAPHIQL_QUERY = `# Put the accessToken from signUp or logIn in Headers below, then run this.
+# The Docs button lists every type and field.
+{
+  me { user { username } deviceId }
+  inbox(first: 5) { nodes { conversation { conversationId title } unreadCount } }
+}
+`;
+
+type GraphiQLOptions = Parameters<typeof import("@graphql-yoga/render-graphiql").renderGraphiQL>[0];
+
+/**
+ * GraphiQL with its scripts, styles and workers inlined from @graphql-yoga/render-graphiql, so the
+ * page loads with no network beyond this gateway (yoga's own page fetches them from a public CDN).
+ * The page is about 9 MB: its module is loaded on the first request only, and the page built once.
+ */
+function createGraphiQLRenderer(): (options: GraphiQLOptions) => Promise<string> {
+  let page: Promise<string> | undefined;
+  return (options) => (page ??= import("@graphql-yoga/render-graphiql").then((module) => module.renderGraphiQL(options)));
+}
+
 /** Yoga's log lines go to the gateway's logger; errors are already logged once by the error mapper. */
 function yogaLogger(logger: Logger) {
   return {
@@ -89,6 +118,11 @@ function withoutHttp(error: GraphQLError): GraphQLError {
   if (!("http" in error.extensions)) return error;
   const { http: _http, ...extensions } = error.extensions;
   return new GraphQLError(error.message, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, extensions });
+}
+
+interface SocketExtra {
+  readonly transport: SocketTransport;
+  readonly clientAddress: string;
 }
 
 /**
@@ -135,6 +169,9 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
   const { services, settings, logger } = options;
   const toClientError = createErrorMapper(logger, options.countError);
   const depthRule = queryDepthRule(settings.maxDepth);
+  const trusted = createTrustedDocuments(settings.trustedDocuments, settings.trustedDocumentsFile, logger);
+  const origins = createOriginPolicy(options.allowedOrigins ?? []);
+  const trustForwardedFor = options.trustForwardedFor ?? false;
 
   const validation: Plugin = {
     onValidate({ addValidationRule }) {
@@ -148,28 +185,73 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
     schema: buildChatSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
-    graphiql: settings.graphiql ? { title: "chat GraphQL", subscriptionsProtocol: "WS" } : false,
+    graphiql: settings.graphiql
+      ? {
+          title: "chat GraphQL",
+          subscriptionsProtocol: "WS",
+          // Sent as headers over HTTP and as connection parameters over WebSocket: both read `Authorization`.
+          headers: JSON.stringify({ Authorization: "Bearer <accessToken from signUp or logIn>" }, null, 2),
+          defaultQuery: GRAPHIQL_QUERY,
+        }
+      : false,
+    renderGraphiQL: createGraphiQLRenderer(),
     multipart: false,
     maxRequestBodySize: options.maxRequestBytes,
     // Parsed and validated documents are cached by text (bounded LRU, 1024 entries), yoga's default.
     parserAndValidationCache: true,
     logging: yogaLogger(logger),
     maskedErrors: { maskError: (error) => toClientError(error) },
-    plugins: [validation, costLimitPlugin(settings.maxCost), sharedEventsPlugin],
-    context: (initial: YogaInitialContext) => createContext(services, bearerToken(initial.request.headers.get("authorization") ?? undefined)),
+    cors: corsFor(origins),
+    plugins: [
+      browserGuardPlugin(origins),
+      // Before the document guard: a persisted document is checked like one sent in full.
+      ...trusted.plugins(),
+      documentGuardPlugin(options.documentLimits ?? DEFAULT_DOCUMENT_LIMITS, { hideSuggestions: !settings.introspection }),
+      validation,
+      costLimitPlugin(settings.maxCost),
+      sharedEventsPlugin,
+    ],
+    context: (initial: YogaInitialContext & { req?: IncomingMessage }) =>
+      createContext(
+        services,
+        bearerToken(initial.request.headers.get("authorization") ?? undefined),
+        initial.req ? clientAddressOf(initial.req, trustForwardedFor) : "",
+      ),
   });
 
   // One enveloped pipeline for every WebSocket operation: with a static schema and no hook reading the
   // initial context, nothing in it differs per operation.
   const { schema, execute, subscribe, parse, validate } = yoga.getEnveloped({});
-  const protocol = makeServer<Record<string, unknown> | undefined, undefined>({
+  const protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
+    // A socket is for one signed-in device: a missing token closes it with 4401, a bad one with 4403
+    // (before any operation), so a client learns at once that it must log in or refresh.
+    onConnect: async (ctx) => {
+      const token = connectionParamsToken(ctx.connectionParams);
+      if (!token) {
+        ctx.extra.transport.close(CloseCode.Unauthorized, "Unauthorized: send connectionParams.authorization");
+        return false;
+      }
+      try {
+        await services.accounts.authenticate(token);
+        return true;
+      } catch {
+        return false;
+      }
+    },
     execute: (args) => execute(args) as never,
     subscribe: (args) => subscribe(args) as never,
+    // The HTTP status hint on an error (429 for a rate limit) means nothing on a socket.
+    onNext: (_ctx, _id, _payload, _args, result) =>
+      result.errors?.some((error) => error.extensions && "http" in error.extensions)
+        ? { ...result, errors: result.errors.map((error) => withoutHttp(error as GraphQLError)) }
+        : undefined,
     onSubscribe: (ctx, _id, payload) => {
+      const query = trusted.mode === "off" ? payload.query : trusted.resolve(payload);
+      if (typeof query !== "string") return [withoutHttp(toClientError(query))];
       let document: DocumentNode;
       try {
         // Both cached by the document text (yoga's bounded LRU), so a repeated subscription costs two look-ups.
-        document = parse(payload.query);
+        document = parse(query);
       } catch (error) {
         return [withoutHttp(toClientError(error))];
       }
@@ -180,7 +262,7 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
         document,
         operationName: payload.operationName,
         variableValues: payload.variables,
-        contextValue: createContext(services, connectionParamsToken(ctx.connectionParams)),
+        contextValue: createContext(services, connectionParamsToken(ctx.connectionParams), ctx.extra.clientAddress),
       };
     },
   });
@@ -189,11 +271,12 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
   const sockets = new WebSocketServer({ noServer: true, maxPayload: options.maxRequestBytes, perMessageDeflate: false, clientTracking: false, handleProtocols });
   const keepAlive = createKeepAlive();
   const onSocketError = (error: Error) => logger.debug({ err: error, path: GRAPHQL_PATH }, "graphql websocket error");
-  sockets.on("connection", (socket: WebSocket) => {
+  sockets.on("connection", (socket: WebSocket, request: IncomingMessage) => {
     keepAlive.add(socket);
     socket.on("error", onSocketError);
-    // No `extra`: the upgrade request (headers and all) is not kept for the life of the connection.
-    const closed = protocol.opened(new SocketTransport(socket, logger), undefined);
+    // The upgrade request itself (headers and all) is not kept for the life of the connection.
+    const transport = new SocketTransport(socket, logger);
+    const closed = protocol.opened(transport, { transport, clientAddress: clientAddressOf(request, trustForwardedFor) });
     socket.once("close", (code, reason) => {
       keepAlive.delete(socket);
       void closed(code, String(reason));
@@ -211,6 +294,11 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
     upgrade(request, socket, head) {
       if ((request.url ?? "").split("?", 1)[0] !== GRAPHQL_PATH) {
         socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+        return;
+      }
+      // Browsers send Origin on every WebSocket upgrade and apply no CORS to it: the check is ours.
+      if (origins.credentialsFor(request.headers.origin, request.headers.host) === undefined) {
+        socket.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
         return;
       }
       sockets.handleUpgrade(request, socket, head, (ws) => sockets.emit("connection", ws, request));

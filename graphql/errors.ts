@@ -14,7 +14,8 @@ import type { Logger } from "../gateway/logger.js";
  * - `grpcCode`: the Connect/gRPC status a Connect client would get (`permission_denied`, ...);
  *   `invalid_argument` for GraphQL-level failures, `internal` for unexpected ones.
  * - `field` (the input at fault, camelCased: `clientMsgId`, `conversationId`) and `metadata` (e.g.
- *   `{ max: "100000" }`), when the service gave them.
+ *   `{ max: "100000" }`, keys camelCased), when the service gave them. Messages name fields and
+ *   operations as GraphQL does (`conversationId`, `refreshSession`), not as the proto does.
  */
 export interface ChatErrorExtensions {
   readonly code: string;
@@ -37,12 +38,37 @@ export const reasonName = (reason: ErrorReason): string => ErrorReason[reason] ?
 const camelCase = (field: string) => field.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
 
 function chatExtensions(error: ChatError): ChatErrorExtensions {
+  const metadata = Object.entries(error.metadata);
   return {
     code: reasonName(error.reason),
     grpcCode: error.code,
     ...(error.field ? { field: camelCase(error.field) } : {}),
-    ...(Object.keys(error.metadata).length > 0 ? { metadata: { ...error.metadata } } : {}),
+    ...(metadata.length > 0 ? { metadata: Object.fromEntries(metadata.map(([key, value]) => [camelCase(key), value])) } : {}),
   };
+}
+
+/**
+ * What yoga turns into the HTTP status and headers (and leaves out of the body): a rate-limited
+ * request is answered 429, a refusal to take more work now (a full password-hashing queue) 503, both
+ * with `Retry-After` in whole seconds, so HTTP clients and proxies back off without reading the body.
+ * The WebSocket path drops it (graphql/endpoint.ts).
+ */
+function httpHint(error: ChatError): { http?: { status: number; headers: Record<string, string> } } {
+  const rateLimited = error.reason === ErrorReason.RATE_LIMITED;
+  if (!rateLimited && !(error.code === "unavailable" && error.metadata.retry_after_ms)) return {};
+  const retryAfterMs = Number(error.metadata.retry_after_ms ?? 1000);
+  const status = rateLimited ? 429 : 503;
+  return { http: { status, headers: { "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } } };
+}
+
+/** RPC names a service error may mention, as a GraphQL client knows them. */
+const GRAPHQL_NAMES: readonly (readonly [RegExp, string])[] = [[/\bAccountsService\.Refresh\b/g, "the refreshSession mutation"]];
+
+/** A service message in GraphQL's words: camelCase field names, mutations for RPCs. */
+function graphqlMessage(message: string): string {
+  let out = message.replace(/\b[a-z]+(?:_[a-z]+)+\b/g, camelCase);
+  for (const [rpc, graphql] of GRAPHQL_NAMES) out = out.replace(rpc, graphql);
+  return out;
 }
 
 /** The innermost cause: graphql-js wraps what a resolver threw, sometimes twice. */
@@ -70,7 +96,7 @@ export function createErrorMapper(logger: Logger, countError?: (grpcCode: string
     const cause = rootCause(error);
     const located = error instanceof GraphQLError ? { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path } : {};
     if (cause instanceof ChatError) {
-      return new GraphQLError(cause.message, { ...located, extensions: { ...chatExtensions(cause) } });
+      return new GraphQLError(graphqlMessage(cause.message), { ...located, extensions: { ...chatExtensions(cause), ...httpHint(cause) } });
     }
     if (cause instanceof GraphQLError) {
       const { code, grpcCode } = cause.extensions;

@@ -22,7 +22,7 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from "graphql";
-import type { Plugin } from "graphql-yoga";
+import { isAsyncIterable, type Plugin } from "graphql-yoga";
 import type { ListSize } from "./builder.js";
 import { GRAPHQL_CODES } from "./errors.js";
 
@@ -77,9 +77,9 @@ function sizeOf(size: ListSize, field: GraphQLField<unknown, unknown>, node: Fie
  * will get them: `messages(first: 100) { edges { node { id text } } }` costs 1 + 1 + 100 * (1 + 2) =
  * 302. Lists of objects without a declared size count as 10; lists of scalars cost 1.
  *
- * Introspection fields are left out of both: `__typename` is free, and the nesting of `__schema` and
- * `__type` is bounded by graphql-js's own MaxIntrospectionDepthRule (one of the specified rules);
- * turn introspection off to refuse it altogether.
+ * `__typename` costs 1 like any scalar. `__schema` and `__type` are left out of both: their nesting is
+ * bounded by graphql-js's own MaxIntrospectionDepthRule (one of the specified rules) and their number
+ * per document by graphql/guard.ts; turn introspection off to refuse them altogether.
  */
 export function measureOperation(
   schema: GraphQLSchema,
@@ -114,6 +114,8 @@ export function measureOperation(
 
   /** `presized`: the list's size, given by its parent's `sizedFields` (a connection's page size for `edges`). */
   function measureField(node: FieldNode, parent: GraphQLNamedType, multiplier: number, presized: number | undefined, seen: ReadonlySet<string>): Measure {
+    // `__typename` is a field like any other in the response (40,000 aliases of it are 40,000 entries).
+    if (node.name.value === "__typename") return { depth: 0, cost: multiplier };
     if (node.name.value.startsWith("__")) return { depth: 0, cost: 0 };
     const field = isObjectType(parent) || isInterfaceType(parent) ? parent.getFields()[node.name.value] : undefined;
     // Unknown fields are FieldsOnCorrectTypeRule's to report.
@@ -154,33 +156,61 @@ export function queryDepthRule(maxDepth: number): ValidationRule {
   };
 }
 
-function costError(schema: GraphQLSchema, document: DocumentNode, name: string | null | undefined, rawVariables: unknown, maxCost: number): GraphQLError | undefined {
+/** The cost an operation reports in `extensions.cost`. */
+export interface CostReport {
+  /** The operation's estimated cost (see measureOperation). */
+  readonly requested: number;
+  /** The most one operation may cost (CHAT_GRAPHQL_MAX_COST). */
+  readonly limit: number;
+  /** What is left of the limit: how much more this operation could have asked for. */
+  readonly remaining: number;
+}
+
+function measureCost(schema: GraphQLSchema, document: DocumentNode, name: string | null | undefined, rawVariables: unknown, maxCost: number): { report?: CostReport; error?: GraphQLError } {
   const operation = getOperationAST(document, name);
-  if (!operation) return undefined;
+  if (!operation) return {};
   const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], (rawVariables ?? {}) as Record<string, unknown>);
   // Variables of the wrong type: execution reports them, nothing runs.
-  if (coerced.errors) return undefined;
+  if (coerced.errors) return {};
   const fragments = new Map(document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((d) => [d.name.value, d]));
   const { cost } = measureOperation(schema, operation, (fragment) => fragments.get(fragment), coerced.coerced);
-  if (cost <= maxCost) return undefined;
-  return new GraphQLError(`${operationName(operation)} could cost ${cost} (fields times list sizes); at most ${maxCost} is allowed: ask for smaller pages or fewer fields`, {
+  const report = { requested: cost, limit: maxCost, remaining: Math.max(0, maxCost - cost) };
+  if (cost <= maxCost) return { report };
+  const error = new GraphQLError(`${operationName(operation)} could cost ${cost} (fields times list sizes); at most ${maxCost} is allowed: ask for smaller pages or fewer fields`, {
     nodes: [operation],
     extensions: { code: GRAPHQL_CODES.tooCostly, grpcCode: "invalid_argument", metadata: { max: String(maxCost), actual: String(cost) } },
   });
+  return { report, error };
+}
+
+function withCost<T extends { extensions?: Record<string, unknown> }>(result: T, cost: CostReport): T {
+  return { ...result, extensions: { ...result.extensions, cost } };
 }
 
 /**
  * The cost limit, checked just before execution (HTTP and WebSocket alike), because page sizes
- * usually come in variables. An operation over the limit runs no resolver at all.
+ * usually come in variables. An operation over the limit runs no resolver at all. Every query and
+ * mutation result reports its cost in `extensions.cost` (refused ones too), so a client sees how close
+ * it is before it is refused. A subscription is measured once when it starts; its events carry no
+ * cost, because one event object is shared by every subscriber with the same selection.
  */
 export function costLimitPlugin(maxCost: number): Plugin {
   return {
     onExecute({ args, setResultAndStopExecution }) {
-      const error = costError(args.schema, args.document, args.operationName, args.variableValues, maxCost);
-      if (error) setResultAndStopExecution({ errors: [error] });
+      const { report, error } = measureCost(args.schema, args.document, args.operationName, args.variableValues, maxCost);
+      if (!report) return;
+      if (error) {
+        setResultAndStopExecution({ errors: [error], extensions: { cost: report } });
+        return;
+      }
+      return {
+        onExecuteDone({ result, setResult }) {
+          if (!isAsyncIterable(result)) setResult(withCost(result, report));
+        },
+      };
     },
     onSubscribe({ args, setResultAndStopExecution }) {
-      const error = costError(args.schema, args.document, args.operationName, args.variableValues, maxCost);
+      const { error } = measureCost(args.schema, args.document, args.operationName, args.variableValues, maxCost);
       if (error) setResultAndStopExecution({ errors: [error] });
     },
   };

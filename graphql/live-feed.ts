@@ -27,8 +27,14 @@ export class FeedFailure {
 const HEARTBEAT: StreamRequest = create(StreamRequestSchema, { frame: { case: "heartbeat", value: {} } });
 const ERROR_CODES = new Map(Object.entries(CODE_NUMBERS).map(([code, number]) => [number, code as ErrorCode]));
 
-const draining = () =>
-  new ChatError("unavailable", ErrorReason.SERVER_DRAINING, "the server is going away: subscribe again (resuming from your cursors) to reach another gateway");
+const draining = (reconnectAfterMs: number) =>
+  new ChatError(
+    "unavailable",
+    ErrorReason.SERVER_DRAINING,
+    "the server is going away: subscribe again (resuming from your cursors) to reach another gateway",
+    "",
+    { reconnect_after_ms: String(reconnectAfterMs) },
+  );
 
 /**
  * A GraphQL subscription is a device session, the engine of the Connect device stream, driven by
@@ -154,8 +160,10 @@ class Feed<T> implements AsyncIterableIterator<T | FeedFailure> {
       const frame = step.value.frame;
       if (!frame?.case) continue;
       if (frame.case === "goAway") {
+        // A feed that shows GOING_AWAY as an event ends after it; the others end with the error.
+        const farewell = this.select(frame as Frame);
         this.stop();
-        return { done: false, value: new FeedFailure(draining()) };
+        return { done: false, value: farewell ?? new FeedFailure(draining(frame.value.reconnectAfterMs ?? 0)) };
       }
       if (frame.case === "rejected") {
         const status = frame.value.status ?? {};

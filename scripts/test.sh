@@ -5,14 +5,15 @@
 #
 #   scripts/test.sh [vitest arguments]            the main suite (everything but test/faults/)
 #   scripts/test.sh --faults [vitest arguments]   faults and capacity under load (test/faults/)
+#   scripts/test.sh --prerequisites               only the check (and install)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 project=main
-if [[ "${1:-}" == "--faults" ]]; then
-  project=faults
-  shift
-fi
+case "${1:-}" in
+  --faults) project=faults; shift ;;
+  --prerequisites) project="" ;;
+esac
 
 # Debian puts nats-server in /usr/sbin, which is not on every user's PATH.
 [[ ":$PATH:" == *":/usr/sbin:"* ]] || PATH="$PATH:/usr/sbin"
@@ -66,6 +67,7 @@ if [[ -z "${CHAT_TEST_CASSANDRA:-}" ]] && command -v java >/dev/null 2>&1; then
   fi
 fi
 
+[[ -n "$project" ]] || exit 0
 [[ -d node_modules ]] || { echo "node_modules is missing: run npm install first" >&2; exit 1; }
 
 exec npx vitest run --project "$project" "$@"

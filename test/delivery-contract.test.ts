@@ -5,6 +5,7 @@ import type { Message } from "../gen/chat/v1/types_pb.js";
 import type { ChatClient } from "../clients/sdk/index.js";
 import { removeDir, startServer, type ServerProcess } from "./support/server-process.js";
 import { newUser, otherDevice } from "./support/users.js";
+import { takeUntil } from "./support/wait.js";
 
 /** The delivery contract (docs/delivery-contract.md), items 1-4, for 1:1 chat, over real sockets. */
 describe("delivery contract, 1:1", () => {
@@ -149,12 +150,17 @@ describe("delivery contract, 1:1", () => {
       for (let i = 1; i <= 200; i++) await sender.send(to, `live ${i}`);
     })();
     const bobBack = bob.openStream({ resumeFrom: cursor });
+    let messages = 0;
+    const arrived = await takeUntil(bobBack, (event) => event.kind === "message" && ++messages === 1200, {
+      what: "1,200 messages on Bob's resumed stream (1,000 missed, 200 live)",
+      timeoutMs: 30_000,
+      show: (event) => (event.kind === "message" ? `seq ${event.message.seq} "${event.message.text}"` : event.kind),
+    });
     const events: string[] = [];
     const received: Message[] = [];
-    for await (const event of bobBack) {
+    for (const event of arrived) {
       if (event.kind === "caught-up") events.push(`caught-up after ${received.length}`);
       if (event.kind === "message") received.push(event.message);
-      if (received.length === 1200) break;
     }
     await liveSends;
     expect(seqs(received)).toEqual(range(6, 1205));

@@ -51,7 +51,7 @@ interface FeedEvent {
 }
 
 const FEED = `subscription Feed($resume: [ConversationCursorInput!]) {
-  messages(resume: $resume) { kind message { id conversationId seq text senderUserId } }
+  messages(resume: $resume) { kind message { id: messageId conversationId seq text senderUserId } }
 }`;
 // The same subscription with another selection, one that depends on a variable below the root field.
 const FEED_TEXT_ONLY = `subscription TextOnly($withSeq: Boolean!) {

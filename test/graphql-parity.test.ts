@@ -111,19 +111,25 @@ function connectSurface(baseUrl: string): Surface {
   };
 }
 
-const MESSAGE_FIELDS = "id seq senderUserId kind text clientMsgId sentAt system { kind actorUserId targetUserIds title }";
-const GROUP_FIELDS = "id name members { userId role joinedSeq joinedAt } conversation { id kind lastSeq title }";
+// Aliases give both surfaces one shape: GraphQL's `id` is the global (Node) id, the raw ids have their own names.
+const MESSAGE_FIELDS = "id: messageId seq senderUserId kind text clientMsgId sentAt system { kind actorUserId targetUserIds title }";
+const GROUP_FIELDS = "id: groupId name members(first: 1000) { nodes { userId role joinedSeq joinedAt } } conversation { id: conversationId kind lastSeq title }";
 
 type GraphQLMessage = Omit<PlainMessage, "seq"> & { seq: string };
 type GraphQLGroup = Omit<PlainGroup, "members" | "conversation"> & {
-  members: (Omit<PlainGroup["members"][number], "joinedSeq"> & { joinedSeq: string })[];
+  members: { nodes: (Omit<PlainGroup["members"][number], "joinedSeq"> & { joinedSeq: string })[] };
   conversation: Omit<PlainGroup["conversation"], "lastSeq"> & { lastSeq: string };
 };
 
-const plainMessage = (message: GraphQLMessage): PlainMessage => ({ ...message, seq: Number(message.seq) });
+// GraphQL says null where proto3 can only say "" (a title that is not set).
+const plainMessage = (message: GraphQLMessage): PlainMessage => ({
+  ...message,
+  seq: Number(message.seq),
+  system: message.system && { ...message.system, title: message.system.title ?? "" },
+});
 const plainGroup = (group: GraphQLGroup): PlainGroup => ({
   ...group,
-  members: group.members.map((member) => ({ ...member, joinedSeq: Number(member.joinedSeq) })),
+  members: group.members.nodes.map((member) => ({ ...member, joinedSeq: Number(member.joinedSeq) })),
   conversation: { ...group.conversation, lastSeq: Number(group.conversation.lastSeq) },
 });
 
@@ -146,26 +152,26 @@ function graphqlSurface(baseUrl: string): Surface {
   };
   return {
     async signUp(username) {
-      const data = await graphqlData<{ signUp: { accessToken: string; user: { id: string } } }>(
+      const data = await graphqlData<{ signUp: { session: { accessToken: string; user: { userId: string } } } }>(
         baseUrl,
-        `mutation($u: String!, $p: String!) { signUp(username: $u, password: $p) { accessToken user { id } } }`,
+        `mutation($u: String!, $p: String!) { signUp(input: { username: $u, password: $p }) { session { accessToken user { userId } } } }`,
         { u: username, p: PASSWORD },
       );
-      return { userId: data.signUp.user.id, actor: data.signUp.accessToken };
+      return { userId: data.signUp.session.user.userId, actor: data.signUp.session.accessToken };
     },
     async createGroup(actor, name, memberUserIds) {
-      const data = await graphqlData<{ createGroup: GraphQLGroup }>(
+      const data = await graphqlData<{ createGroup: { group: GraphQLGroup } }>(
         baseUrl,
-        `mutation($n: String!, $m: [ID!]) { createGroup(name: $n, memberUserIds: $m) { ${GROUP_FIELDS} } }`,
+        `mutation($n: String!, $m: [ID!]) { createGroup(input: { name: $n, memberUserIds: $m }) { group { ${GROUP_FIELDS} } } }`,
         { n: name, m: memberUserIds },
         token(actor),
       );
-      return plainGroup(data.createGroup);
+      return plainGroup(data.createGroup.group);
     },
     async send(actor, conversationId, text, clientMsgId) {
       const data = await graphqlData<{ sendMessage: { duplicate: boolean; message: GraphQLMessage } }>(
         baseUrl,
-        `mutation($c: ID!, $t: String!, $id: String!) { sendMessage(conversationId: $c, text: $t, clientMsgId: $id) { duplicate message { ${MESSAGE_FIELDS} } } }`,
+        `mutation($c: ID!, $t: String!, $id: String!) { sendMessage(input: { conversationId: $c, text: $t, clientMsgId: $id }) { duplicate message { ${MESSAGE_FIELDS} } } }`,
         { c: conversationId, t: text, id: clientMsgId },
         token(actor),
       );
@@ -176,7 +182,7 @@ function graphqlSurface(baseUrl: string): Surface {
     async markRead(actor, conversationId, seq) {
       const data = await graphqlData<{ markRead: { readSeq: string } }>(
         baseUrl,
-        `mutation($c: ID!, $s: UInt64!) { markRead(conversationId: $c, seq: $s) { readSeq } }`,
+        `mutation($c: ID!, $s: UInt64!) { markRead(input: { conversationId: $c, seq: $s }) { readSeq } }`,
         { c: conversationId, s: String(seq) },
         token(actor),
       );
@@ -185,7 +191,7 @@ function graphqlSurface(baseUrl: string): Surface {
     async inboxEntry(actor, conversationId) {
       const data = await graphqlData<{ inbox: { nodes: { conversation: { id: string }; unreadCount: string; readSeq: string; lastMessage: { seq: string; text: string } | null }[] } }>(
         baseUrl,
-        `{ inbox { nodes { conversation { id } unreadCount readSeq lastMessage { seq text } } } }`,
+        `{ inbox { nodes { conversation { id: conversationId } unreadCount readSeq lastMessage { seq text } } } }`,
         {},
         token(actor),
       );
@@ -206,7 +212,7 @@ function graphqlSurface(baseUrl: string): Surface {
       return data.messageReaders.map((reader) => reader.userId);
     },
     async group(actor, groupId) {
-      const data = await graphqlData<{ group: GraphQLGroup }>(baseUrl, `query($g: ID!) { group(id: $g) { ${GROUP_FIELDS} } }`, { g: groupId }, token(actor));
+      const data = await graphqlData<{ group: GraphQLGroup }>(baseUrl, `query($g: ID!) { group(groupId: $g) { ${GROUP_FIELDS} } }`, { g: groupId }, token(actor));
       return plainGroup(data.group);
     },
   };

@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient, type Client } from "graphql-ws";
@@ -26,7 +27,7 @@ interface FeedEvent {
 }
 
 const FEED = `subscription Feed($resume: [ConversationCursorInput!]) {
-  messages(resume: $resume) { kind heads { conversationId seq } message { id conversationId seq text } }
+  messages(resume: $resume) { kind heads { conversationId seq } message { id: messageId conversationId seq text } }
 }`;
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -160,10 +161,10 @@ describe("GraphQL subscriptions over graphql-ws", () => {
     // Let the other two sessions reach the bus before Bob acts.
     await new Promise((resolve) => setTimeout(resolve, 200));
 
-    await graphqlData(server.url, `mutation($c: ID!) { markRead(conversationId: $c, seq: "1") { readSeq } }`, { c: conversationId }, bob.session.accessToken);
+    await graphqlData(server.url, `mutation($c: ID!) { markRead(input: { conversationId: $c, seq: "1" }) { readSeq } }`, { c: conversationId }, bob.session.accessToken);
     expect((await receipts.next()).receipts).toEqual({ conversationId, userId: bob.userId, kind: "READ", seq: "1" });
 
-    await graphqlData(server.url, `mutation($c: ID!) { setTyping(conversationId: $c) }`, { c: conversationId }, bob.session.accessToken);
+    await graphqlData(server.url, `mutation($c: ID!) { setTyping(input: { conversationId: $c }) { conversationId } }`, { c: conversationId }, bob.session.accessToken);
     const typed = (await typing.next()).typing;
     expect(typed).toMatchObject({ userId: bob.userId, typing: true });
     expect(Date.parse(typed.expiresAt)).toBeGreaterThan(Date.now());
@@ -175,19 +176,27 @@ describe("GraphQL subscriptions over graphql-ws", () => {
     for (const subscription of [receipts, typing, presence, bobFeed]) subscription.close();
   });
 
-  it("ends a subscription with SERVER_DRAINING when the gateway drains, and closes the WebSocket", async () => {
+  it("ends the message feed with GOING_AWAY (and other subscriptions with SERVER_DRAINING) when the gateway drains, and closes the WebSocket", async () => {
     const own = await startServer();
     try {
       const carol = await newUser(own.url, "carol");
-      // Not lazy: the connection stays open after its subscription ends, so the server's close is seen.
+      // Not lazy: the connection stays open after its subscriptions end, so the server's close is seen.
       const client = graphqlWsClient(own.url, carol.session.accessToken, { lazy: false });
       const closed = new Promise<number>((resolve) => client.on("closed", (event) => resolve((event as { code: number }).code)));
-      const feed = new LiveSubscription<FeedEvent>(client, FEED);
-      expect((await feed.next()).messages.kind).toBe("READY");
+      const feed = new LiveSubscription<{ messages: { kind: string; reconnectAfterMs: number | null } }>(client, `subscription { messages { kind reconnectAfterMs } }`);
+      const presence = new LiveSubscription<{ presence: { status: string } }>(client, `subscription($u: [ID!]!) { presence(userIds: $u) { status } }`, { u: [carol.userId] });
+      expect((await feed.next()).messages).toEqual({ kind: "READY", reconnectAfterMs: null });
+      // Its first event (the current state) says the second subscription has started too.
+      await presence.next();
       const exited = own.kill("SIGTERM");
-      const last = await feed.nextEvent();
-      expect(last.kind).toBe("next");
-      expect(last.kind === "next" && last.result.errors?.[0]?.extensions).toMatchObject({ code: "SERVER_DRAINING", grpcCode: "unavailable" });
+      expect((await feed.next()).messages).toEqual({ kind: "GOING_AWAY", reconnectAfterMs: 0 });
+      expect((await feed.nextEvent()).kind).toBe("complete");
+      const last = await presence.nextEvent();
+      expect(last.kind === "next" && last.result.errors?.[0]?.extensions).toMatchObject({
+        code: "SERVER_DRAINING",
+        grpcCode: "unavailable",
+        metadata: { reconnectAfterMs: "0" },
+      });
       expect(await closed).toBe(1001);
       expect(await exited).toBe(0);
       await client.dispose();
@@ -202,7 +211,7 @@ describe("GraphQL subscriptions over graphql-ws", () => {
     const token = frank.session.accessToken;
     const feed = new LiveSubscription<FeedEvent>(wsClient(token), FEED);
     expect((await feed.next()).messages.kind).toBe("READY");
-    expect(await graphqlData(server.url, `mutation { logOut }`, {}, token)).toEqual({ logOut: true });
+    expect(await graphqlData(server.url, `mutation { logOut { deviceId userErrors { code } } }`, {}, token)).toEqual({ logOut: { deviceId: expect.stringMatching(/^dev_/), userErrors: [] } });
     const ended = await feed.nextEvent();
     expect(ended.kind === "next" && ended.result.errors?.[0]?.extensions).toMatchObject({ code: "DEVICE_REVOKED", grpcCode: "unauthenticated" });
     expect((await feed.nextEvent()).kind).toBe("complete");
@@ -219,7 +228,7 @@ describe("GraphQL subscriptions over graphql-ws", () => {
         let data: unknown;
         client.subscribe(
           {
-            query: `mutation($to: ID!, $id: String!) { sendMessage(recipientUserId: $to, clientMsgId: $id, text: "once") { duplicate message { seq } } }`,
+            query: `mutation($to: ID!, $id: String!) { sendMessage(input: { recipientUserId: $to, clientMsgId: $id, text: "once" }) { duplicate message { seq } } }`,
             variables: { to: erin.userId, id: clientMsgId },
           },
           { next: (result) => (data = result.data), error: reject, complete: () => resolve(data as never) },
@@ -244,19 +253,22 @@ describe("GraphQL subscriptions over graphql-ws", () => {
         super(url, protocols, { ca });
       }
     }
-    const client = createClient({ url: `wss://127.0.0.1:${tls.port}/graphql`, webSocketImpl: TrustingWebSocket, retryAttempts: 0, lazy: true });
     try {
-      const signUp = await new Promise<{ signUp: { accessToken: string } }>((resolve, reject) => {
-        let data: unknown;
-        client.subscribe(
-          { query: `mutation { signUp(username: "tls_${randomUUID().slice(0, 8)}", password: "correct horse battery") { accessToken } }` },
-          { next: (result) => (data = result.data), error: reject, complete: () => resolve(data as never) },
-        );
+      // Signing up is anonymous, so over HTTPS (a socket needs a token from its connection_init on).
+      const signUp = await new Promise<{ signUp: { session: { accessToken: string } } }>((resolve, reject) => {
+        const query = `mutation { signUp(input: { username: "tls_${randomUUID().slice(0, 8)}", password: "correct horse battery" }) { session { accessToken } } }`;
+        const request = httpsRequest(`https://127.0.0.1:${tls.port}/graphql`, { method: "POST", ca, headers: { "content-type": "application/json" } }, (response) => {
+          let text = "";
+          response.on("data", (chunk: Buffer) => (text += chunk.toString()));
+          response.on("end", () => resolve((JSON.parse(text) as { data: { signUp: { session: { accessToken: string } } } }).data));
+        });
+        request.on("error", reject);
+        request.end(JSON.stringify({ query }));
       });
       const authed = createClient({
         url: `wss://127.0.0.1:${tls.port}/graphql`,
         webSocketImpl: TrustingWebSocket,
-        connectionParams: { authorization: `Bearer ${signUp.signUp.accessToken}` },
+        connectionParams: { authorization: `Bearer ${signUp.signUp.session.accessToken}` },
         retryAttempts: 0,
       });
       const feed = new LiveSubscription<FeedEvent>(authed, FEED);
@@ -264,7 +276,6 @@ describe("GraphQL subscriptions over graphql-ws", () => {
       feed.close();
       await authed.dispose();
     } finally {
-      await client.dispose();
       await tls.kill("SIGTERM");
       removeDir(dir);
     }

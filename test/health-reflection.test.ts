@@ -18,6 +18,7 @@ import { ServerReflection, type ServerReflectionResponse } from "../gen/grpc/ref
 import { ServerReflection as ServerReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createHealthService, healthHandlers, registerHealth, ServingStatus, type HealthService } from "../gateway/health.js";
 import { registerReflection } from "../gateway/reflection.js";
+import { waitFor } from "./support/wait.js";
 
 const BUF = resolve(import.meta.dirname, "../node_modules/.bin/buf");
 const CHAT_SERVICES = [MessagingService, AccountsService, SyncService, GroupsService, PresenceService];
@@ -263,7 +264,8 @@ describe("gRPC health and server reflection", () => {
     const consumed = (async () => {
       for await (const message of watch as AsyncIterable<MessageShape<typeof HealthCheckResponseSchema>>) seen.push(message.status);
     })();
-    await new Promise((tick) => setTimeout(tick, 10));
+    // The watch has answered with the current status before the shutdown begins.
+    await waitFor(() => seen.length === 1, 5_000, () => `the watch's first status (${JSON.stringify(seen)})`);
     shutdown.abort();
     await consumed;
     expect(seen).toEqual([ServingStatus.SERVING, ServingStatus.NOT_SERVING]);

@@ -84,9 +84,16 @@ describe("operate: Prometheus metrics and JSON logs", () => {
       const now = await Promise.all(series.map((name) => query(name)));
       return now.every((value, i) => value === before[i]! + N) ? now : undefined;
     });
-    // Nothing counted twice: the values stay put on later scrapes.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    for (const [i, name] of series.entries()) expect(await query(name), name).toBe(before[i]! + N);
+    // Nothing counted twice: one more message, and once Prometheus has counted it, every series is
+    // exactly one further on (a late second count of the first N would be counted by then too).
+    await alice.send({ recipientUserId: bob.userId }, "metric marker");
+    expect(await stream.takeMessages(1)).toHaveLength(1);
+    let seen: (number | undefined)[] = [];
+    await waitFor(`Prometheus to count the marker`, async () => {
+      seen = await Promise.all(series.map((name) => query(name)));
+      return seen.every((value, i) => value !== undefined && value >= before[i]! + N + 1) ? seen : undefined;
+    });
+    for (const [i, name] of series.entries()) expect(seen[i], name).toBe(before[i]! + N + 1);
     const slow = await query('chat_send_to_deliver_seconds_bucket{le="+Inf"} - ignoring(le) chat_send_to_deliver_seconds_bucket{le="5"}');
     expect(slow).toBe(0);
     stream.close();

@@ -6,13 +6,39 @@ import { ErrorReason } from "../gen/chat/v1/errors_pb.js";
 import { PushService } from "../gen/chat/v1/push_pb.js";
 import type { ChatClient } from "../clients/sdk/index.js";
 import { expectChatError } from "./support/errors.js";
-import { serviceClient, sleep, startReceiver, verifyWebhookSignature, type ReceivedRequest, type Receiver } from "./support/push-receiver.js";
+import { serviceClient, startReceiver, verifyWebhookSignature, type ReceivedRequest, type Receiver } from "./support/push-receiver.js";
 import { removeDir, startServer, type ServerProcess } from "./support/server-process.js";
 import { newUser, otherDevice } from "./support/users.js";
+import { waitFor } from "./support/wait.js";
 
 const SECRET = "webhook-secret-for-tests-0123456789abcdef";
-/** Long enough for a push that should not come to have come if it were going to. */
-const QUIET_MS = 1_500;
+
+interface JobRow {
+  state: string;
+  attempts: number;
+  conversation_id: string;
+}
+
+/** The push jobs stored for a device, oldest first: everything the gateway will ever try for it. */
+function jobsOf(dataDir: string, deviceId: string): JobRow[] {
+  const db = new Database(join(dataDir, "push.db"), { readonly: true });
+  try {
+    return db.prepare("SELECT state, attempts, conversation_id FROM push_jobs WHERE device_id = ? ORDER BY created_at, job_id").all(deviceId) as JobRow[];
+  } finally {
+    db.close();
+  }
+}
+
+/** Waits until the device's jobs are all finished (sent, dead or cancelled): no further try can come. */
+async function settledJobs(dataDir: string, deviceId: string): Promise<JobRow[]> {
+  let jobs: JobRow[] = [];
+  await waitFor(
+    () => (jobs = jobsOf(dataDir, deviceId)).length > 0 && jobs.every((job) => job.state !== "pending"),
+    15_000,
+    () => `the push jobs of ${deviceId} to finish (${JSON.stringify(jobs)})`,
+  );
+  return jobs;
+}
 
 interface Payload {
   type: string;
@@ -78,7 +104,8 @@ describe("push notifications over a signed webhook", () => {
     expect(push.body.toString()).not.toContain("secret plan");
     // The laptop got the message on its stream instead.
     expect((await laptop.takeMessages(1))[0]!.text).toBe("the secret plan");
-    await sleep(QUIET_MS);
+    // A message's pushes are queued together, and the phone's came from them: the laptop has none.
+    expect(jobsOf(server.dataDir, bobLaptop.deviceId)).toEqual([]);
     expect(receiver.requests.filter((r) => r.path === "/plain/laptop")).toEqual([]);
     laptop.close();
   });
@@ -91,7 +118,8 @@ describe("push notifications over a signed webhook", () => {
 
     await alice.send({ recipientUserId: bob.userId }, "hello");
     await receiver.waitFor((r) => r.path === "/flaky" && r.status === 200);
-    await sleep(QUIET_MS);
+    // Sent and finished: no try can follow.
+    expect(await settledJobs(server.dataDir, bob.deviceId)).toEqual([{ state: "sent", attempts: 3, conversation_id: expect.any(String) }]);
     const tries = receiver.requests.filter((r) => r.path === "/flaky");
     expect(tries.map((r) => r.status)).toEqual([500, 500, 200]);
     expect(tries.map((r) => r.headers["x-chat-delivery-attempt"])).toEqual(["1", "2", "3"]);
@@ -107,8 +135,11 @@ describe("push notifications over a signed webhook", () => {
     receiver.answer = ({ path }) => (path === "/down" ? 503 : 200);
 
     await alice.send({ recipientUserId: bob.userId }, "hello");
-    const deadline = Date.now() + 15_000;
-    while (!server.logs.some((line) => line.event === "push_dead_lettered" && line.deviceId === bob.deviceId) && Date.now() < deadline) await sleep(50);
+    await waitFor(
+      () => server.logs.some((line) => line.event === "push_dead_lettered" && line.deviceId === bob.deviceId),
+      15_000,
+      () => `a push_dead_lettered log line for bob's device (${receiver.requests.filter((r) => r.path === "/down").length} tries so far)`,
+    );
     const tries = receiver.requests.filter((r) => r.path === "/down");
     expect(tries.map((r) => r.headers["x-chat-delivery-attempt"])).toEqual(["1", "2", "3", "4"]);
     const db = new Database(join(server.dataDir, "push.db"), { readonly: true });
@@ -150,7 +181,8 @@ describe("push notifications over a signed webhook", () => {
     const other = await carol.send({ recipientUserId: bob.userId }, "but of this");
     const push = await receiver.waitFor((r) => r.path === "/muted");
     expect(payloadOf(push).conversation_id).toBe(other.message!.conversationId);
-    await sleep(QUIET_MS);
+    // The muted message's pushes would have been queued before Carol's: Bob's device has that one job only.
+    expect(jobsOf(server.dataDir, bob.deviceId).map((job) => job.conversation_id)).toEqual([other.message!.conversationId]);
     expect(receiver.requests.filter((r) => r.path === "/muted")).toHaveLength(1);
   });
 
@@ -168,7 +200,8 @@ describe("push notifications over a signed webhook", () => {
     // The push failed once and waits for its retry; the laptop reads the message meanwhile.
     await bobLaptop.sync.markRead({ conversationId, seq: 1n });
     phoneUp = true;
-    await sleep(QUIET_MS);
+    // Withdrawn before its retry: the job is cancelled, so that retry never happens.
+    expect(await settledJobs(server.dataDir, bobPhone.deviceId)).toEqual([{ state: "cancelled", attempts: 1, conversation_id: conversationId }]);
     expect(receiver.requests.filter((r) => r.path === "/withdraw").map((r) => r.status)).toEqual([503]);
 
     // A push that was shown is taken down by a "clear" with the same collapse key.
@@ -208,13 +241,12 @@ describe("a push job survives a gateway restart", () => {
       await alice.send({ recipientUserId: bob.userId }, "still there?");
       await receiver.waitFor((r) => r.path === "/restart");
       // Killed once the failed try is on record (had it died before, the job's lease would bring it back later).
-      const deadline = Date.now() + 10_000;
-      while (!server.logs.some((line) => line.event === "push_retry") && Date.now() < deadline) await sleep(20);
+      await waitFor(() => server.logs.some((line) => line.event === "push_retry"), 10_000, "the failed try on record (a push_retry log line)");
       await server.kill("SIGKILL");
       server = await startServer({ env, dataDir });
 
       const delivered = await receiver.waitFor((r) => r.status === 200, 20_000);
-      await sleep(QUIET_MS);
+      expect((await settledJobs(dataDir, bob.deviceId)).map((job) => job.state)).toEqual(["sent"]);
       expect(receiver.requests.map((r) => [r.status, r.headers["x-chat-delivery-attempt"]])).toEqual([
         [500, "1"],
         [200, "2"],

@@ -1,13 +1,16 @@
 import { createDecipheriv, createECDH, createHmac, createPublicKey, randomBytes, verify } from "node:crypto";
+import Database from "better-sqlite3";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { ErrorReason } from "../gen/chat/v1/errors_pb.js";
 import { PushService } from "../gen/chat/v1/push_pb.js";
 import type { ChatClient } from "../clients/sdk/index.js";
 import { expectChatError } from "./support/errors.js";
-import { serviceClient, sleep, startReceiver, type Receiver } from "./support/push-receiver.js";
+import { serviceClient, startReceiver, type Receiver } from "./support/push-receiver.js";
 import { removeDir, startServer, type ServerProcess } from "./support/server-process.js";
-import { newUser } from "./support/users.js";
+import { newUser, otherDevice } from "./support/users.js";
+import { waitFor } from "./support/wait.js";
 
 const hmac = (key: Buffer, ...data: Buffer[]) => {
   const mac = createHmac("sha256", key);
@@ -136,8 +139,20 @@ describe("push notifications over Web Push", () => {
     pushService.answer = ({ path }) => (path === "/wp/gone" ? 410 : 201);
     await alice.send({ recipientUserId: bob.userId }, "one");
     await pushService.waitFor((r) => r.path === "/wp/gone");
+    // Bob's other device keeps its subscription: its push for "two" is queued with any for the first.
+    const laptop = await otherDevice(bob);
+    await subscribe(laptop, "/wp/alive");
+    await waitFor(() => server.logs.some((line) => line.event === "push_target_gone"), 10_000, "the gateway to take in the 410 (a push_target_gone log line)");
     await alice.send({ recipientUserId: bob.userId }, "two");
-    await sleep(1_000);
+    await pushService.waitFor((r) => r.path === "/wp/alive");
+    // "two" has been queued for Bob's devices by now: none of it for the one whose subscription is gone.
+    const db = new Database(join(server.dataDir, "push.db"), { readonly: true });
+    try {
+      expect(db.prepare("SELECT seq FROM push_jobs WHERE device_id = ? ORDER BY seq").pluck().all(bob.deviceId)).toEqual([1]);
+      expect(db.prepare("SELECT count(*) FROM push_targets WHERE device_id = ?").pluck().get(bob.deviceId)).toBe(0);
+    } finally {
+      db.close();
+    }
     expect(pushService.requests.filter((r) => r.path === "/wp/gone")).toHaveLength(1);
   });
 

@@ -14,10 +14,10 @@ import { newUser } from "./support/users.js";
 
 const FAST_BACKOFF = { initialMs: 20, maxMs: 300 };
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+async function waitFor(what: string | (() => string), condition: () => boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === "function" ? what() : what}`);
     await sleep(10);
   }
 }
@@ -82,9 +82,10 @@ describe("SDK: outbox", () => {
     expect(new Map(restarted.cursors)).toEqual(cursorsAtExit);
     expect(restarted.pendingCount).toBe(pending);
     await waitFor("the outbox to drain", () => restarted.pendingCount === 0);
-    await waitFor("bob to receive 30 messages", () => received.length >= 30);
-    await sleep(300);
-    expect(received.map((message) => message.text)).toEqual(Array.from({ length: 30 }, (_, i) => `message ${i}`));
+    // One more after the 30: a message stored or delivered twice would have come before it.
+    await restarted.send(to, "marker");
+    await waitFor(() => `the marker after 30 messages (bob has ${received.length})`, () => received.some((message) => message.text === "marker"));
+    expect(received.map((message) => message.text)).toEqual([...Array.from({ length: 30 }, (_, i) => `message ${i}`), "marker"]);
     expect((await alice.allMessages(conversation.conversationId)).map((message) => message.text)).toEqual(received.map((message) => message.text));
     await restarted.flush();
     expect((JSON.parse(readFileSync(storagePath, "utf8")) as typeof stored)["chat-session"].outbox).toEqual([]);

@@ -9,12 +9,41 @@ import { newUser } from "./support/users.js";
 
 const FAST_BACKOFF = { initialMs: 20, maxMs: 300 };
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+async function waitFor(what: string | (() => string), condition: () => boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === "function" ? what() : what}`);
     await sleep(10);
   }
+}
+
+/** Every send's ack, or a failure within the bound saying how many came and how many still wait. */
+async function allAcked<T>(acks: readonly Promise<T>[], session: ChatSession, timeoutMs = 30_000): Promise<T[]> {
+  let settled = 0;
+  for (const ack of acks) void ack.then(() => settled++, () => settled++);
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${settled} of ${acks.length} sends acknowledged after ${timeoutMs} ms; the session (${session.state}) still holds ${session.pendingCount}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([Promise.all(acks), bound]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Sends one more message and waits for it: anything the reconnects duplicated was stored and
+ * delivered before it, so what arrived up to it is everything that will.
+ */
+async function untilMarker(sender: ChatSession, to: { conversationId: string }, received: Message[]): Promise<Message[]> {
+  await sender.send(to, "marker");
+  await waitFor(
+    () => `the marker after 100 messages (bob has ${received.length}, the last "${received.at(-1)?.text}")`,
+    () => received.some((message) => message.text === "marker"),
+  );
+  expect(received.at(-1)?.text).toBe("marker");
+  return received.slice(0, -1);
 }
 
 function connected(session: ChatSession): Promise<void> {
@@ -106,15 +135,14 @@ describe("SDK: reconnect while sending", () => {
       }
       if (i > 40) await sleep(2);
     }
-    const results = await Promise.all(acks);
+    const results = await allAcked(acks, aliceSession);
     expect(results).toHaveLength(100);
-    await waitFor("bob to receive 100 messages", () => received.length >= 100);
-    await sleep(300); // room for a duplicate to show up
-    expectExactlyOnceInOrder(received, 100);
+    expectExactlyOnceInOrder(await untilMarker(aliceSession, to, received), 100);
     expect(aliceStates).toContain("reconnecting");
     expect(aliceSession.pendingCount).toBe(0);
     // The store holds each message once, too.
     expect((await alice.allMessages(conversation.conversationId)).map((message) => message.text)).toEqual(received.map((message) => message.text));
+    expect(received).toHaveLength(101);
 
     await Promise.all([aliceSession.close(), bobSession.close()]);
     expect(aliceSession.state).toBe("closed");
@@ -147,10 +175,8 @@ describe("SDK: reconnect while sending", () => {
         }),
       );
     }
-    await Promise.all(acks);
-    await waitFor("bob to receive 100 messages", () => received.length >= 100);
-    await sleep(300);
-    expectExactlyOnceInOrder(received, 100);
+    await allAcked(acks, aliceSession);
+    expectExactlyOnceInOrder(await untilMarker(aliceSession, to, received), 100);
     expect((await alice.allMessages(conversation.conversationId)).map((message) => message.text)).toEqual(received.map((message) => message.text));
     await Promise.all([aliceSession.close(), bobSession.close()]);
   });
@@ -182,10 +208,8 @@ describe("SDK: reconnect while sending", () => {
         }
         if (i > 40 && i < 60) await sleep(20);
       }
-      await Promise.all(acks);
-      await waitFor("bob to receive 100 messages", () => received.length >= 100);
-      await sleep(300);
-      expectExactlyOnceInOrder(received, 100);
+      await allAcked(acks, aliceSession);
+      expectExactlyOnceInOrder(await untilMarker(aliceSession, to, received), 100);
       await Promise.all([aliceSession.close(), bobSession.close()]);
     } finally {
       relay.close();

@@ -36,10 +36,11 @@ describe("usernames with capitals", () => {
 
     // GraphQL, as the web client sends it: the name as typed.
     const graphqlName = `Web.User_${tag}`;
-    const signedUp = await graphqlData<{ signUp: { user: { username: string } } }>(server.url, "mutation($u: String!, $p: String!) { signUp(username: $u, password: $p) { user { username } } }", { u: graphqlName, p: PASSWORD });
-    expect(signedUp.signUp.user.username).toBe(graphqlName.toLowerCase());
-    const taken = await graphqlHttp(server.url, "mutation($u: String!, $p: String!) { signUp(username: $u, password: $p) { user { username } } }", { u: graphqlName.toUpperCase(), p: PASSWORD });
-    expect(taken.errors?.[0]?.extensions?.code).toBe("USERNAME_TAKEN");
+    const signUp = "mutation($u: String!, $p: String!) { signUp(input: { username: $u, password: $p }) { session { user { username } } userErrors { code } } }";
+    const signedUp = await graphqlData<{ signUp: { session: { user: { username: string } } } }>(server.url, signUp, { u: graphqlName, p: PASSWORD });
+    expect(signedUp.signUp.session.user.username).toBe(graphqlName.toLowerCase());
+    const taken = await graphqlData<{ signUp: { session: null; userErrors: { code: string }[] } }>(server.url, signUp, { u: graphqlName.toUpperCase(), p: PASSWORD });
+    expect(taken.signUp).toEqual({ session: null, userErrors: [{ code: "USERNAME_TAKEN" }] });
   });
 
   it("still refuses what no case change can fix", async () => {

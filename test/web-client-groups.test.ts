@@ -234,9 +234,9 @@ describe("web client: groups, attachments, the outbox (headless Chromium)", () =
     const sent: string[] = [];
     let dropped = 0;
     await carol.page.route("**/graphql", async (route) => {
-      const body = route.request().postDataJSON() as { query?: string; variables?: { id?: string; t?: string } } | null;
+      const body = route.request().postDataJSON() as { query?: string; variables?: { input?: { clientMsgId?: string; text?: string } } } | null;
       if (!body?.query?.includes("sendMessage")) return route.continue();
-      sent.push(`${body.variables!.t} ${body.variables!.id}`);
+      sent.push(`${body.variables!.input!.text} ${body.variables!.input!.clientMsgId}`);
       if (dropped++ > 0) return route.continue();
       await route.fetch();
       await route.abort("connectionreset");
@@ -361,7 +361,7 @@ describe("web client: groups, attachments, the outbox (headless Chromium)", () =
     await server.kill("SIGTERM");
     server = await startServer({ port, dataDir, env: SERVER_ENV });
     const { accessToken } = JSON.parse((await alice.page.evaluate(() => localStorage.getItem("chat.session")))!) as { accessToken: string };
-    const bobId = (await graphqlData<{ users: { id: string }[] }>(server.url, "query($n: [String!]) { users(usernames: $n) { id } }", { n: [bob.username] }, accessToken)).users[0]!.id;
+    const bobId = (await graphqlData<{ users: { nodes: { id: string }[] } }>(server.url, "query($n: [String!]) { users(usernames: $n) { nodes { id: userId } } }", { n: [bob.username] }, accessToken)).users.nodes[0]!.id;
     const presence = await graphqlData<{ presence: { status: string; lastSeen: string | null }[] }>(server.url, "query($u: [ID!]!) { presence(userIds: $u) { status lastSeen } }", { u: [bobId] }, accessToken);
     expect(presence.presence, "the embedded presence keeps last seen in memory: after a restart the server has none to give").toEqual([{ status: "OFFLINE", lastSeen: null }]);
     await alice.page.reload();

@@ -177,10 +177,10 @@ describe("web client (headless Chromium)", () => {
 
   it("logs in on another device, scrolls back through history, and logs out", async () => {
     const { accessToken } = JSON.parse((await bob.page.evaluate(() => localStorage.getItem("chat.session")))!) as { accessToken: string };
-    const [conversation] = (await graphqlData<{ inbox: { nodes: { conversation: { id: string; lastSeq: string } }[] } }>(server.url, "{ inbox { nodes { conversation { id lastSeq } } } }", {}, accessToken)).inbox.nodes;
+    const [conversation] = (await graphqlData<{ inbox: { nodes: { conversation: { id: string; lastSeq: string } }[] } }>(server.url, "{ inbox { nodes { conversation { id: conversationId lastSeq } } } }", {}, accessToken)).inbox.nodes;
     const total = Number(conversation!.conversation.lastSeq) + 60;
     const send = (i: number) =>
-      graphqlData(server.url, `mutation($c: ID!, $id: String!, $t: String!) { sendMessage(conversationId: $c, clientMsgId: $id, text: $t) { duplicate } }`, { c: conversation!.conversation.id, id: `paging-${i}-${alice.username}`, t: `Numbered ${i}` }, accessToken);
+      graphqlData(server.url, `mutation($c: ID!, $id: String!, $t: String!) { sendMessage(input: { conversationId: $c, clientMsgId: $id, text: $t }) { duplicate } }`, { c: conversation!.conversation.id, id: `paging-${i}-${alice.username}`, t: `Numbered ${i}` }, accessToken);
     for (let batch = 0; batch < 6; batch++) await Promise.all(Array.from({ length: 10 }, (_, i) => send(batch * 10 + i + 1)));
 
     const page = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { BusEvent, BusSubscription, EventBus, SessionRegistry } from "../../services/ports/index.js";
 import { describeBusContract } from "../../test/contracts/bus-contract.js";
 import { startNats, startRedis } from "../../test/support/services.js";
+import { waitFor } from "../../test/support/wait.js";
 import { createMemorySessionDirectory, createMemorySessionRegistry } from "../sessions-memory/index.js";
 import { createRedisSessionRegistry } from "../sessions-redis/index.js";
 import { BusEventsLostError, createNatsBus, type NatsBusOptions } from "./index.js";
@@ -18,6 +19,17 @@ afterAll(async () => {
 
 const quiet = { warn: () => {} };
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** What JetStream still holds for a gateway's consumer: not yet delivered, and delivered but not acked. */
+async function backlog(server: { url: string }, streamName: string, gatewayId: string): Promise<{ pending: number; unacked: number }> {
+  const admin = await connect({ servers: server.url });
+  try {
+    const info = await (await admin.jetstreamManager()).consumers.info(streamName, `gw_${gatewayId}`);
+    return { pending: info.num_pending, unacked: info.num_ack_pending };
+  } finally {
+    await admin.close();
+  }
+}
+
 /** Every cluster gets a stream and subjects of its own, so tests never see one another's traffic. */
 const isolation = () => {
   const tag = Math.random().toString(36).slice(2, 8);
@@ -144,7 +156,13 @@ describe("nats bus", () => {
     await b.close();
     // The registry entry outlives the gateway (for up to its time-to-live in Redis).
     for (let n = 2; n <= 21; n++) await a.publish(["alice"], typing(n));
-    await sleep(200);
+    // publish returns before NATS has the event (the outbox sends it): reopen once all 20 wait there.
+    let waiting = { pending: 0, unacked: 0 };
+    await waitFor(
+      async () => (waiting = await backlog(nats, cluster.shared.streamName, "gw-b")).pending === 20,
+      10_000,
+      () => `the 20 events for the stopped gateway in its JetStream consumer (it holds ${JSON.stringify(waiting)})`,
+    );
 
     b = await cluster.open(cluster.sessionsB);
     const after = collect(b.subscribe("alice"));
@@ -176,10 +194,20 @@ describe("nats bus", () => {
     const there = collect(restarted.subscribe("alice"));
     // The two it never fetched come at once, the three it held once their ack wait is over: all of
     // them once, but not in publish order.
-    expect(numbers(await there.until(2, 400))).toEqual([4, 5]);
-    expect(numbers(await there.until(5, 3000))).toEqual([4, 5, 1, 2, 3]);
-    await sleep(700);
-    expect(there.events).toHaveLength(5);
+    expect(numbers(await there.until(5))).toEqual([4, 5, 1, 2, 3]);
+    // Nothing is left that JetStream could redeliver: everything handed on was acked.
+    let left = { pending: -1, unacked: -1 };
+    await waitFor(
+      async () => {
+        left = await backlog(nats, cluster.shared.streamName, "gw-b");
+        return left.pending === 0 && left.unacked === 0;
+      },
+      10_000,
+      () => `gateway b to ack all five (JetStream still holds ${JSON.stringify(left)})`,
+    );
+    // A later event comes next: no second copy of the redelivered three before it.
+    await a.publish(["alice"], typing(6));
+    expect(numbers(await there.until(6))).toEqual([4, 5, 1, 2, 3, 6]);
   });
 
   it("recreates its consumer when it is deleted from under it, and gets what was queued meanwhile", async () => {
@@ -200,7 +228,8 @@ describe("nats bus", () => {
     expect(numbers(await there.until(6))).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  it("delivers with low latency from one gateway to another", async () => {
+  // How fast is measured in bench/; this checks what crosses over, and logs the latency seen.
+  it("delivers a run of events from one gateway to another, each before the next is published", async () => {
     const cluster = twoGateways(nats);
     cleanups.push(() => cluster.dispose());
     const a = await cluster.open(cluster.sessionsA);
@@ -209,10 +238,13 @@ describe("nats bus", () => {
     const subscription = b.subscribe("alice");
     const iterator = subscription[Symbol.asyncIterator]();
     const latencies: number[] = [];
+    const received: BusEvent[] = [];
     for (let n = 0; n < 300; n++) {
       const started = performance.now();
       await a.publish(["alice"], typing(n));
-      await iterator.next();
+      const next = await iterator.next();
+      if (next.done) throw new Error(`the subscription ended after ${n} events`);
+      received.push(next.value);
       latencies.push(performance.now() - started);
     }
     subscription.close();
@@ -220,7 +252,7 @@ describe("nats bus", () => {
     const p50 = sorted[Math.floor(sorted.length * 0.5)]!;
     const p99 = sorted[Math.floor(sorted.length * 0.99)]!;
     console.log(`bus-nats publish→deliver across gateways: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`);
-    expect(p50).toBeLessThan(50);
+    expect(numbers(received)).toEqual(Array.from({ length: 300 }, (_, n) => n));
   });
 });
 
@@ -243,42 +275,47 @@ describe("nats bus with its own nats-server, stopped and restarted", () => {
       const there = collect(b.subscribe("alice"));
       const here = collect(a.subscribe("alice"));
 
-      // A steady stream from gateway a while the server restarts underneath it.
+      // A steady stream from gateway a while the server stops and starts again underneath it.
       let n = 0;
       let publishing = true;
-      const slowest = { ms: 0 };
+      let publishedWhileDown = 0;
+      let down = false;
       const stream = (async () => {
         while (publishing) {
-          const started = Date.now();
           await a.publish(["alice"], typing(++n));
-          slowest.ms = Math.max(slowest.ms, Date.now() - started);
+          // Resolved while no server runs: publish does not wait for NATS.
+          if (down) publishedWhileDown++;
           await sleep(10);
         }
       })();
       await there.until(20);
+      await own.stop();
+      down = true;
+      await waitFor(() => publishedWhileDown >= 10, 10_000, () => `10 publishes to resolve while nats-server is down (${publishedWhileDown} did)`);
+      down = false;
       await own.restart();
       const restartedAt = n;
-      await sleep(300);
+      // Publishing goes on until an event published after the restart has crossed over.
+      await waitFor(() => numbers(there.events).some((seen) => seen > restartedAt), 15_000, () => `an event after #${restartedAt} at gateway b (it has ${there.events.length})`);
       publishing = false;
       await stream;
 
       // Everything, in order, once: the outbox held what was published while the server was away.
+      // The last one published is the marker: a duplicate would have come before it.
       expect(numbers(await there.until(n, 15_000))).toEqual(Array.from({ length: n }, (_, i) => i + 1));
       expect(numbers(here.events)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
-      expect(n).toBeGreaterThan(restartedAt);
-      // publish never waited for NATS.
-      expect(slowest.ms).toBeLessThan(100);
       expect(logs.some((message) => message.includes("disconnected"))).toBe(true);
       expect(logs.some((message) => message.includes("reconnected"))).toBe(true);
-      await sleep(300);
-      expect(there.events).toHaveLength(n);
+      await a.publish(["alice"], typing(n + 1));
+      expect(numbers(await there.until(n + 1))).toEqual(Array.from({ length: n + 1 }, (_, i) => i + 1));
     } finally {
       await cluster.dispose();
     }
   });
 
   it("ends the subscriptions of recipients whose events it had to drop during a long outage, so they resume from the store", async () => {
-    const cluster = twoGateways(own, { outboxMaxAgeMs: 300 });
+    const logs: string[] = [];
+    const cluster = twoGateways(own, { outboxMaxAgeMs: 300, logger: { warn: (_d, message) => logs.push(message) } });
     try {
       const a = await cluster.open(cluster.sessionsA);
       const b = await cluster.open(cluster.sessionsB);
@@ -291,10 +328,13 @@ describe("nats bus with its own nats-server, stopped and restarted", () => {
 
       await own.stop();
       await a.publish(["alice"], typing(2));
+      // The outage has to outlast outboxMaxAgeMs: here time passing is the condition itself, and what
+      // follows checks its outcome (a drop, and the subscription ended), not that nothing happened.
       await sleep(600);
       await own.restart();
+      await waitFor(() => logs.some((message) => message.startsWith("dropped an event")), 10_000, () => `the outbox to drop the event it held past 300 ms (logs: ${JSON.stringify(logs)})`);
 
-      expect(await Promise.race([alice.ended, sleep(15_000).then(() => "still open")])).toBeInstanceOf(BusEventsLostError);
+      expect(await Promise.race([alice.ended, sleep(15_000).then(() => "alice's subscription still open 15 s after the drop")])).toBeInstanceOf(BusEventsLostError);
       expect(numbers(alice.events)).toEqual([1]);
       // Bob lost nothing: his subscription carries on.
       await a.publish(["bob"], typing(3));

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { createGroupCommit, type Outcome } from "./group-commit.js";
 
+/** Lets the event loop turn `count` times: a batch is flushed on setImmediate, so this is enough for one to happen. */
+async function turns(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
 function recorder(outcome: (item: number) => Outcome<string> = (item) => ({ ok: true, value: `v${item}` })) {
   const batches: number[][] = [];
   let failNext: Error | undefined;
@@ -93,14 +98,16 @@ describe("group commit", () => {
       closedError: () => new Error("closed"),
       afterCommit: () => new Promise<void>((resolve, reject) => syncs.push({ resolve, reject })),
     });
-    let settled = false;
-    const first = group.submit(1).then((value) => ((settled = true), value));
+    const order: string[] = [];
+    const first = group.submit(1).then((value) => (order.push("ack"), value));
     await new Promise((resolve) => setImmediate(resolve));
     expect(syncs).toHaveLength(1);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(settled).toBe(false); // committed, not yet durable: no ack
+    // Committed, not yet durable: an ack that did not wait for the fsync would land during these turns.
+    await turns(5);
+    order.push("fsync done");
     syncs[0]!.resolve();
     expect(await first).toBe("v1");
+    expect(order).toEqual(["fsync done", "ack"]);
 
     const second = group.submit(2);
     await new Promise((resolve) => setImmediate(resolve));
@@ -120,11 +127,11 @@ describe("group commit", () => {
     const first = group.submit(1);
     await new Promise((resolve) => setImmediate(resolve));
     const later = [2, 3, 4].map((item) => group.submit(item));
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await turns(5);
     expect(batches).toEqual([[1]]); // nothing more is committed while the first fsync runs
     syncs[0]!();
     expect(await first).toBe(1);
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 100 && batches.length < 2; i++) await turns(1);
     expect(batches).toEqual([[1], [2, 3, 4]]);
     expect(syncs).toHaveLength(2);
     syncs[1]!();

@@ -1,20 +1,21 @@
-// Every call the web client makes to the server, in one place: the GraphQL documents it sends, and
-// the few Connect unary calls (JSON over HTTP) for what GraphQL does not offer (attachments). The rest
-// of the client sees plain objects in one shape whichever protocol answered, so a change of the
-// GraphQL schema is made here alone.
+// Every call the web client makes to the server, in one place: the GraphQL documents it sends. The
+// rest of the client sees plain objects in one shape (aliases keep `id` for each object's own id), so
+// a change of the GraphQL schema is made here alone.
 
-const MESSAGE = "id conversationId seq senderUserId clientMsgId kind text sentAt system { kind actorUserId targetUserIds title }";
-const CONVERSATION = "id kind title lastSeq memberUserIds createdAt";
-const USER = "id username displayName";
-const GROUP = `id name members { userId role } conversation { ${CONVERSATION} }`;
-const SESSION = "accessToken accessTokenExpiresAt refreshToken deviceId user { id username displayName }";
+const ATTACHMENT = "attachmentId contentType sizeBytes fileName";
+const MESSAGE = `id: messageId conversationId seq senderUserId clientMsgId kind text sentAt system { kind actorUserId targetUserIds title } attachments { ${ATTACHMENT} }`;
+const CONVERSATION = "id: conversationId kind title lastSeq memberUserIds createdAt";
+const USER = "id: userId username displayName";
+const GROUP = `id: groupId name members(first: 1000) { nodes { userId role } } conversation { ${CONVERSATION} }`;
+const SESSION = `accessToken accessTokenExpiresAt refreshToken deviceId user { ${USER} }`;
+const ERRORS = "userErrors { code message field }";
 
 /** Documents sent over HTTP POST /graphql. */
 const Q = {
-  signUp: `mutation($u: String!, $p: String!, $d: String, $n: String) { signUp(username: $u, password: $p, displayName: $d, deviceName: $n) { ${SESSION} } }`,
-  logIn: `mutation($u: String!, $p: String!, $n: String) { logIn(username: $u, password: $p, deviceName: $n) { ${SESSION} } }`,
-  logOut: "mutation { logOut }",
-  refresh: `mutation($r: String!) { refreshSession(refreshToken: $r) { ${SESSION} } }`,
+  signUp: `mutation($input: SignUpInput!) { signUp(input: $input) { session { ${SESSION} } ${ERRORS} } }`,
+  logIn: `mutation($input: LogInInput!) { logIn(input: $input) { session { ${SESSION} } ${ERRORS} } }`,
+  logOut: `mutation { logOut { ${ERRORS} } }`,
+  refresh: `mutation($input: RefreshSessionInput!) { refreshSession(input: $input) { session { ${SESSION} } ${ERRORS} } }`,
   inbox: `query($after: String) { inbox(first: 100, after: $after) {
     nodes { conversation { ${CONVERSATION} } lastMessage { ${MESSAGE} } readSeq unreadCount lastActivityAt }
     pageInfo { hasNextPage endCursor } } }`,
@@ -22,17 +23,19 @@ const Q = {
     nodes { ${MESSAGE} } pageInfo { hasPreviousPage } } }`,
   newer: `query($c: ID!, $after: String) { messages(conversationId: $c, first: 200, after: $after) {
     nodes { ${MESSAGE} } pageInfo { hasNextPage } } }`,
-  users: `query($ids: [ID!], $names: [String!]) { users(ids: $ids, usernames: $names) { ${USER} } }`,
-  group: `query($id: ID!) { group(id: $id) { ${GROUP} } }`,
-  createGroup: `mutation($name: String!, $members: [ID!]) { createGroup(name: $name, memberUserIds: $members) { ${GROUP} } }`,
-  addMembers: `mutation($g: ID!, $u: [ID!]!) { addGroupMembers(groupId: $g, userIds: $u) { ${GROUP} } }`,
-  removeMember: `mutation($g: ID!, $u: ID!) { removeGroupMember(groupId: $g, userId: $u) { ${GROUP} } }`,
-  leaveGroup: "mutation($g: ID!) { leaveGroup(groupId: $g) }",
-  renameGroup: `mutation($g: ID!, $name: String!) { renameGroup(groupId: $g, name: $name) { ${GROUP} } }`,
-  openDirect: `mutation($u: ID!) { openDirectConversation(userId: $u) { ${CONVERSATION} } }`,
-  send: `mutation($c: ID!, $id: String!, $t: String!) { sendMessage(conversationId: $c, clientMsgId: $id, text: $t) { duplicate message { ${MESSAGE} } } }`,
-  markRead: `mutation($c: ID!, $s: UInt64!) { markRead(conversationId: $c, seq: $s) { readSeq } }`,
-  typing: `mutation($c: ID!, $t: Boolean!) { setTyping(conversationId: $c, typing: $t) }`,
+  users: `query($ids: [ID!], $names: [String!]) { users(userIds: $ids, usernames: $names, first: 200) { nodes { ${USER} } } }`,
+  group: `query($id: ID!) { group(groupId: $id) { ${GROUP} } }`,
+  createGroup: `mutation($input: CreateGroupInput!) { createGroup(input: $input) { group { ${GROUP} } ${ERRORS} } }`,
+  addMembers: `mutation($input: AddGroupMembersInput!) { addGroupMembers(input: $input) { group { ${GROUP} } ${ERRORS} } }`,
+  removeMember: `mutation($input: RemoveGroupMemberInput!) { removeGroupMember(input: $input) { group { ${GROUP} } ${ERRORS} } }`,
+  leaveGroup: `mutation($input: LeaveGroupInput!) { leaveGroup(input: $input) { ${ERRORS} } }`,
+  renameGroup: `mutation($input: RenameGroupInput!) { renameGroup(input: $input) { group { ${GROUP} } ${ERRORS} } }`,
+  openDirect: `mutation($input: OpenDirectConversationInput!) { openDirectConversation(input: $input) { conversation { ${CONVERSATION} } ${ERRORS} } }`,
+  send: `mutation($input: SendMessageInput!) { sendMessage(input: $input) { duplicate message { ${MESSAGE} } ${ERRORS} } }`,
+  markRead: `mutation($input: MarkReadInput!) { markRead(input: $input) { readSeq ${ERRORS} } }`,
+  typing: `mutation($input: SetTypingInput!) { setTyping(input: $input) { ${ERRORS} } }`,
+  upload: `mutation($input: CreateUploadInput!) { createUpload(input: $input) { upload { attachmentId uploadUrl headers { name value } } ${ERRORS} } }`,
+  download: `mutation($input: CreateDownloadInput!) { createDownload(input: $input) { download { downloadUrl expiresAt contentType sizeBytes fileName } ${ERRORS} } }`,
 };
 
 /** Subscriptions, sent over the graphql-ws socket (live.js). */
@@ -44,11 +47,12 @@ export const SUBSCRIPTIONS = {
   typing: "subscription($c: ID!) { typing(conversationId: $c) { userId typing expiresAt } }",
 };
 
-/**
- * Whether messages from GraphQL carry their attachments. They do not yet: the client looks them up
- * with `attachmentsOf` (one Connect call per page of messages).
- */
-export const MESSAGES_CARRY_ATTACHMENTS = false;
+/** Messages from GraphQL carry their attachments: nothing to look up afterwards. */
+export const MESSAGES_CARRY_ATTACHMENTS = true;
+
+/** A GraphQL message's attachments in the client's shape: `{ id, contentType, size, fileName }`. */
+export const attachmentsOf = (raw) =>
+  raw.attachments?.map((a) => ({ id: a.attachmentId, contentType: a.contentType, size: Number(a.sizeBytes), fileName: a.fileName ?? "" }));
 
 /** What the server refused, with its reason (an `ErrorReason` name such as "GROUP_FULL"). */
 export class ApiError extends Error {
@@ -102,56 +106,27 @@ async function graphql(query, variables, token) {
   return body.data;
 }
 
-/** A Connect unary call with the JSON codec: `POST /<service>/<method>`, errors as `{code, message, details}`. */
-async function connect(service, method, request, token) {
-  const response = await fetch(`/chat.v1.${service}/${method}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...authorization(token) },
-    body: JSON.stringify(request),
-  });
-  let body;
-  try {
-    body = await response.json();
-  } catch {
-    throw new ApiError(`the server answered ${response.status} without a result`, response.status >= 500 ? "UNAVAILABLE" : "UNKNOWN");
-  }
-  if (!response.ok) {
-    const detail = body.details?.find((entry) => entry.type === "chat.v1.ErrorDetail")?.debug ?? {};
-    const reason = String(detail.reason ?? "").replace(/^ERROR_REASON_/, "") || String(body.code ?? "unknown").toUpperCase();
-    throw new ApiError(body.message ?? `the server answered ${response.status}`, reason, detail.field ?? "");
-  }
-  return body;
-}
-
-const CONNECT_KINDS = { MESSAGE_KIND_TEXT: "TEXT", MESSAGE_KIND_SYSTEM: "SYSTEM", MESSAGE_KIND_TOMBSTONE: "TOMBSTONE" };
-
-/** A Connect JSON message in the GraphQL shape (proto3 JSON leaves out empty fields). */
-function fromConnectMessage(m) {
-  const system = m.system ? { kind: String(m.system.kind ?? "").replace(/^SYSTEM_EVENT_KIND_/, ""), actorUserId: m.system.actorUserId ?? "", targetUserIds: m.system.targetUserIds ?? [], title: m.system.title ?? "" } : null;
-  return {
-    id: m.messageId,
-    conversationId: m.conversationId,
-    seq: m.seq ?? "0",
-    senderUserId: m.senderUserId ?? "",
-    clientMsgId: m.clientMsgId ?? "",
-    kind: CONNECT_KINDS[m.kind] ?? "TEXT",
-    text: m.text ?? "",
-    sentAt: m.sentAt ?? null,
-    system,
-    attachments: (m.attachments ?? []).map((a) => ({ id: a.attachmentId, contentType: a.contentType ?? "", size: Number(a.sizeBytes ?? 0), fileName: a.fileName ?? "" })),
-  };
+/** A mutation's payload, or its first user error thrown as an ApiError. */
+function payload(result) {
+  const [error] = result.userErrors ?? [];
+  if (error) throw new ApiError(error.message, error.code, error.field ?? "");
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Without a session: logging in
 
-export const signUp = (username, password, displayName, deviceName) => graphql(Q.signUp, { u: username, p: password, d: displayName || null, n: deviceName }).then((data) => data.signUp);
-export const logIn = (username, password, deviceName) => graphql(Q.logIn, { u: username, p: password, n: deviceName }).then((data) => data.logIn);
-export const refreshSession = (refreshToken) => graphql(Q.refresh, { r: refreshToken }).then((data) => data.refreshSession);
+export const signUp = (username, password, displayName, deviceName) =>
+  graphql(Q.signUp, { input: { username, password, displayName: displayName || null, deviceName } }).then((data) => payload(data.signUp).session);
+export const logIn = (username, password, deviceName) => graphql(Q.logIn, { input: { username, password, deviceName } }).then((data) => payload(data.logIn).session);
+export const refreshSession = (refreshToken) => graphql(Q.refresh, { input: { refreshToken } }).then((data) => payload(data.refreshSession).session);
 export const logOut = (token) => graphql(Q.logOut, {}, token);
 
 // ---------------------------------------------------------------------------------------------
 // With a session: `call(fn)` runs fn(accessToken), renewing the token once if it is refused
+
+/** A group with its members page flattened: `{ id, name, members: [{ userId, role }], conversation }`. */
+const groupShape = (group) => group && { ...group, members: group.members.nodes };
 
 export class Api {
   /** @param {{ call: <T>(fn: (token: string) => Promise<T>) => Promise<T> }} session */
@@ -161,10 +136,6 @@ export class Api {
 
   gql(query, variables = {}) {
     return this.session.call((token) => graphql(query, variables, token));
-  }
-
-  rpc(service, method, request) {
-    return this.session.call((token) => connect(service, method, request, token));
   }
 
   /** One page of the inbox: `{ nodes, pageInfo }`. */
@@ -186,55 +157,49 @@ export class Api {
 
   /** At most 200 ids and names in all. */
   async users({ ids, names }) {
-    return (await this.gql(Q.users, { ids: ids ?? null, names: names ?? null })).users;
+    return (await this.gql(Q.users, { ids: ids ?? null, names: names ?? null })).users.nodes;
   }
 
   async group(groupId) {
-    return (await this.gql(Q.group, { id: groupId })).group;
+    return groupShape((await this.gql(Q.group, { id: groupId })).group);
   }
 
   async createGroup(name, memberUserIds) {
-    return (await this.gql(Q.createGroup, { name, members: memberUserIds })).createGroup;
+    return groupShape(payload((await this.gql(Q.createGroup, { input: { name, memberUserIds } })).createGroup).group);
   }
 
   async addMembers(groupId, userIds) {
-    return (await this.gql(Q.addMembers, { g: groupId, u: userIds })).addGroupMembers;
+    return groupShape(payload((await this.gql(Q.addMembers, { input: { groupId, userIds } })).addGroupMembers).group);
   }
 
   async removeMember(groupId, userId) {
-    return (await this.gql(Q.removeMember, { g: groupId, u: userId })).removeGroupMember;
+    return groupShape(payload((await this.gql(Q.removeMember, { input: { groupId, userId } })).removeGroupMember).group);
   }
 
   async leaveGroup(groupId) {
-    await this.gql(Q.leaveGroup, { g: groupId });
+    payload((await this.gql(Q.leaveGroup, { input: { groupId } })).leaveGroup);
   }
 
   async renameGroup(groupId, name) {
-    return (await this.gql(Q.renameGroup, { g: groupId, name })).renameGroup;
+    return groupShape(payload((await this.gql(Q.renameGroup, { input: { groupId, name } })).renameGroup).group);
   }
 
   async openDirect(userId) {
-    return (await this.gql(Q.openDirect, { u: userId })).openDirectConversation;
+    return payload((await this.gql(Q.openDirect, { input: { userId } })).openDirectConversation).conversation;
   }
 
-  /**
-   * Stores a message; a retry with the same clientMsgId returns the original (`duplicate: true`).
-   * Attachments go through Connect: GraphQL's sendMessage takes text only.
-   */
+  /** Stores a message; a retry with the same clientMsgId returns the original (`duplicate: true`). */
   async send({ conversationId, clientMsgId, text, attachmentIds }) {
-    if (attachmentIds?.length) {
-      const answer = await this.rpc("MessagingService", "SendMessage", { clientMsgId, conversationId, text, attachmentIds });
-      return { message: fromConnectMessage(answer.message), duplicate: Boolean(answer.duplicate) };
-    }
-    return (await this.gql(Q.send, { c: conversationId, id: clientMsgId, t: text })).sendMessage;
+    const answer = payload((await this.gql(Q.send, { input: { conversationId, clientMsgId, text, attachmentIds: attachmentIds ?? [] } })).sendMessage);
+    return { message: answer.message, duplicate: answer.duplicate };
   }
 
   async markRead(conversationId, seq) {
-    return BigInt((await this.gql(Q.markRead, { c: conversationId, s: String(seq) })).markRead.readSeq);
+    return BigInt(payload((await this.gql(Q.markRead, { input: { conversationId, seq: String(seq) } })).markRead).readSeq);
   }
 
   async setTyping(conversationId, typing) {
-    await this.gql(Q.typing, { c: conversationId, t: typing });
+    payload((await this.gql(Q.typing, { input: { conversationId, typing } })).setTyping);
   }
 
   /** Who has read each of these messages: a Map from seq to reader user ids. */
@@ -245,24 +210,13 @@ export class Api {
     return new Map(seqs.map((seq, i) => [seq, data[`r${i}`].map((reader) => reader.userId)]));
   }
 
-  /**
-   * The attachments of the messages from `fromSeq` to `toSeq` (at most 200): a Map from seq (a
-   * decimal string) to `[{ id, contentType, size, fileName }]`, every seq of the range present.
-   */
-  async attachmentsOf(conversationId, fromSeq, toSeq) {
-    const limit = Number(toSeq - fromSeq) + 1;
-    const answer = await this.rpc("MessagingService", "GetHistory", { conversationId, afterSeq: String(fromSeq - 1n), limit });
-    const found = new Map();
-    for (let seq = fromSeq; seq <= toSeq; seq++) found.set(String(seq), []);
-    for (const m of answer.messages ?? []) found.set(String(m.seq), fromConnectMessage(m).attachments);
-    return found;
-  }
-
   /** Asks for a pre-signed upload URL, then PUTs the file there. Returns the attachment id. */
   async upload(conversationId, file) {
     const contentType = file.type || "application/octet-stream";
-    const ticket = await this.rpc("AttachmentsService", "CreateUpload", { conversationId, contentType, sizeBytes: String(file.size), fileName: file.name.slice(0, 255) });
-    const response = await fetch(reachable(ticket.uploadUrl), { method: "PUT", headers: ticket.headers ?? { "content-type": contentType }, body: file });
+    const input = { conversationId, contentType, sizeBytes: String(file.size), fileName: file.name.slice(0, 255) || null };
+    const ticket = payload((await this.gql(Q.upload, { input })).createUpload).upload;
+    const headers = Object.fromEntries(ticket.headers.map((header) => [header.name, header.value]));
+    const response = await fetch(reachable(ticket.uploadUrl), { method: "PUT", headers, body: file });
     if (!response.ok) {
       const body = await response.json().catch(() => ({}));
       throw new ApiError(body.message ?? `the upload failed (${response.status})`, body.reason ?? (response.status >= 500 ? "UNAVAILABLE" : "UNKNOWN"));
@@ -272,7 +226,7 @@ export class Api {
 
   /** A signed URL to GET the file: `{ url, expiresAt (ms), contentType, size, fileName }`. */
   async download(attachmentId) {
-    const answer = await this.rpc("AttachmentsService", "CreateDownload", { attachmentId });
-    return { url: reachable(answer.downloadUrl), expiresAt: Date.parse(answer.expiresAt ?? "") || 0, contentType: answer.contentType ?? "", size: Number(answer.sizeBytes ?? 0), fileName: answer.fileName ?? "" };
+    const answer = payload((await this.gql(Q.download, { input: { attachmentId } })).createDownload).download;
+    return { url: reachable(answer.downloadUrl), expiresAt: Date.parse(answer.expiresAt) || 0, contentType: answer.contentType, size: Number(answer.sizeBytes), fileName: answer.fileName ?? "" };
   }
 }

@@ -2,7 +2,7 @@
 // framework. Everything the server pushes arrives on one WebSocket (live.js); every other call is
 // made through api.js.
 
-import { Api, ApiError, GraphQLRequestError, MESSAGES_CARRY_ATTACHMENTS, SUBSCRIPTIONS } from "./api.js";
+import { Api, ApiError, attachmentsOf, GraphQLRequestError, SUBSCRIPTIONS } from "./api.js";
 import { LiveConnection } from "./live.js";
 import { Outbox } from "./outbox.js";
 import { Session } from "./session.js";
@@ -106,7 +106,6 @@ function conversation(id) {
       typing: new Map(),
       history: "none",
       hasOlder: false,
-      attachmentsLoading: false,
       marking: 0n,
       draft: "",
       /** Files picked for the next message. */
@@ -117,7 +116,7 @@ function conversation(id) {
   return c;
 }
 
-const normalize = (raw) => ({ ...raw, seq: BigInt(raw.seq), sentAt: raw.sentAt ? Date.parse(raw.sentAt) : 0 });
+const normalize = (raw) => ({ ...raw, seq: BigInt(raw.seq), sentAt: raw.sentAt ? Date.parse(raw.sentAt) : 0, attachments: attachmentsOf(raw) });
 const peerOf = (c) => c.memberUserIds.find((id) => id !== app.me.id) ?? app.me.id;
 const nameOf = (id) => (id === app.me.id ? "You" : userName(app.users.get(id)));
 const title = (c) => (c.kind === "GROUP" ? c.title || "Group" : userName(app.users.get(peerOf(c))));
@@ -263,38 +262,6 @@ async function usersNamed(names) {
   return found;
 }
 
-/**
- * The attachments of the open conversation's messages that do not carry them yet, looked up a
- * range of seqs at a time (GraphQL messages do not carry them).
- */
-async function ensureAttachments(c) {
-  if (MESSAGES_CARRY_ATTACHMENTS || c.attachmentsLoading) return;
-  const unknown = [...c.messages.values()].filter((m) => m.attachments === undefined).map((m) => m.seq).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  if (unknown.length === 0) return;
-  c.attachmentsLoading = true;
-  const current = app;
-  try {
-    for (let i = 0; i < unknown.length; ) {
-      const from = unknown[i];
-      let j = i;
-      while (j + 1 < unknown.length && unknown[j + 1] - from < 200n) j++;
-      const found = await api.attachmentsOf(c.id, from, unknown[j]);
-      if (current !== app) return;
-      for (const [seq, attachments] of found) {
-        const m = c.messages.get(BigInt(seq));
-        if (m && m.attachments === undefined) m.attachments = attachments;
-      }
-      i = j + 1;
-    }
-  } finally {
-    c.attachmentsLoading = false;
-  }
-  if (c.id === app.openId) renderMessages(false);
-  renderInbox();
-  // Messages that arrived meanwhile.
-  if ([...c.messages.values()].some((m) => m.attachments === undefined)) void ensureAttachments(c).catch(notify);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Live feeds
 
@@ -326,7 +293,6 @@ function onFeed(event) {
     renderMessages(raw.senderUserId === app.me.id);
     renderTyping();
     markRead(c);
-    ensureAttachments(c).catch(notify);
   }
 }
 
@@ -481,7 +447,6 @@ async function loadHistory(c, older) {
     throw error;
   }
   if (c.id === app.openId) older ? renderOlder() : renderMessages(true);
-  await ensureAttachments(c);
 }
 
 /** The messages after the newest one we hold, page by page. */
@@ -498,7 +463,6 @@ async function catchUpHistory(c) {
     after = BigInt(page.messages.at(-1).seq);
   }
   if (c.id === app.openId) renderMessages(false);
-  await ensureAttachments(c);
 }
 
 async function loadGroup(c) {

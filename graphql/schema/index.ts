@@ -1,9 +1,12 @@
 import type { GraphQLSchema } from "graphql";
 import { createBuilder } from "../builder.js";
 import { registerAccounts } from "./accounts.js";
+import { registerAttachments } from "./attachments.js";
 import { registerGroups } from "./groups.js";
 import { registerMessaging } from "./messaging.js";
+import { registerNode } from "./node-query.js";
 import { registerPresence } from "./presence.js";
+import { registerPush } from "./push.js";
 import { registerScalars } from "./scalars.js";
 import { registerSync } from "./sync.js";
 import { registerTyping } from "./typing.js";
@@ -13,7 +16,11 @@ import { registerSharedTypes } from "./types.js";
 export function buildChatSchema(): GraphQLSchema {
   const builder = createBuilder();
   builder.queryType({ description: "Reads. Every field needs `Authorization: Bearer <accessToken>`." });
-  builder.mutationType({ description: "Changes. All but signUp, logIn and refreshSession need `Authorization: Bearer <accessToken>`." });
+  builder.mutationType({
+    description:
+      "Changes. All but signUp, logIn and refreshSession need `Authorization: Bearer <accessToken>`. Each takes one `input` and " +
+      "returns a payload whose `userErrors` list the expected failures (bad input, a target not found or not yours).",
+  });
   builder.subscriptionType({
     description:
       "Live events over WebSocket (graphql-ws protocol, `ws(s)://<host>/graphql`, access token in the connection parameter " +
@@ -21,11 +28,14 @@ export function buildChatSchema(): GraphQLSchema {
   });
   registerScalars(builder);
   const types = registerSharedTypes(builder);
+  registerNode(builder, types);
   registerAccounts(builder, types);
   registerMessaging(builder, types);
   registerSync(builder, types);
   registerGroups(builder, types);
-  registerTyping(builder);
+  registerAttachments(builder, types);
+  registerPush(builder, types);
+  registerTyping(builder, types);
   registerPresence(builder);
   return builder.toSchema();
 }

@@ -7,12 +7,16 @@ import { protoEnum } from "./types.js";
 
 /** Who is online: PresenceService for look-ups, a device session's presence watch for changes. */
 export function registerPresence(builder: Builder): void {
-  const status = protoEnum<PresenceStatus>(builder, "PresenceStatus", PresenceStatus, "Online while any device of the user is connected.");
+  const status = protoEnum<PresenceStatus>(builder, "PresenceStatus", PresenceStatus, "Online while any device of the user is connected.", {
+    ONLINE: "A device of the user is connected (it heartbeated within the presence timeout).",
+    OFFLINE: "No device of the user is connected.",
+  });
 
   const presence = builder.objectRef<PresenceEvent>("Presence").implement({
+    description: "Whether a user is online.",
     fields: (t) => ({
-      userId: t.exposeID("userId"),
-      status: t.expose("status", { type: status }),
+      userId: t.exposeID("userId", { description: "The user." }),
+      status: t.expose("status", { type: status, description: "Online or offline." }),
       lastSeen: t.expose("lastSeen", { type: "DateTime", nullable: true, description: "The last heartbeat of any of the user's devices; null if never seen." }),
     }),
   });
@@ -22,7 +26,7 @@ export function registerPresence(builder: Builder): void {
       type: [presence],
       description: `Whether these users are online now (at most ${MAX_PRESENCE_USERS}).`,
       extensions: listSize({ countArguments: ["userIds"], defaultSize: 0, maxSize: MAX_PRESENCE_USERS }),
-      args: { userIds: t.arg.idList({ required: true }) },
+      args: { userIds: t.arg.idList({ required: true, description: "The users." }) },
       resolve: async (_root, args, ctx) => {
         await ctx.principal();
         return (await ctx.services.presence.getPresence(args.userIds.map(String))).map((view) => create(PresenceEventSchema, view));
@@ -34,7 +38,7 @@ export function registerPresence(builder: Builder): void {
     t.field({
       type: presence,
       description: `The current state of each watched user (at most ${MAX_PRESENCE_USERS}), then every change. Watch only the users on screen.`,
-      args: { userIds: t.arg.idList({ required: true }) },
+      args: { userIds: t.arg.idList({ required: true, description: "The users." }) },
       subscribe: async (_root, args, ctx) => {
         const principal = await ctx.principal();
         const userIds = checkPresenceUsers(args.userIds.map(String), "userIds");

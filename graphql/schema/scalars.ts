@@ -39,12 +39,14 @@ export function registerScalars(builder: Builder): void {
       if (bigint < 0n || bigint > MAX_UINT64) throw new GraphQLError(`${bigint} does not fit UInt64`);
       return bigint.toString();
     },
+    specifiedByURL: "https://protobuf.dev/programming-guides/json/",
     parseValue: parseUInt64,
     parseLiteral: literalUInt64,
   });
 
   builder.scalarType("DateTime", {
     description: "A point in time, as an RFC 3339 string in UTC with milliseconds: \"2025-01-31T12:00:00.000Z\".",
+    specifiedByURL: "https://scalars.graphql.org/andimarek/date-time",
     serialize: (value) => (value instanceof Date ? value : timestampDate(value as Timestamp)).toISOString(),
     parseValue: (value) => {
       const date = typeof value === "string" ? new Date(value) : undefined;

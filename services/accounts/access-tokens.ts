@@ -4,6 +4,8 @@ import { ErrorReason, unauthenticated } from "../errors.js";
 export interface Principal {
   readonly userId: string;
   readonly deviceId: string;
+  /** When the access token that named this caller expires; long-lived streams end then. */
+  readonly expiresAt?: Date;
 }
 
 export interface AccessToken {
@@ -55,7 +57,7 @@ export function createAccessTokenSigner(secret: Uint8Array, ttlSeconds: number):
       if (claims.exp * 1000 <= now.getTime()) {
         throw unauthenticated(ErrorReason.TOKEN_EXPIRED, "the access token has expired; call AccountsService.Refresh with the refresh token");
       }
-      return { userId: claims.sub, deviceId: claims.did };
+      return { userId: claims.sub, deviceId: claims.did, expiresAt: new Date(claims.exp * 1000) };
     },
   };
 }

@@ -86,4 +86,16 @@ describe("accounts: what is stored for a password and a refresh token", () => {
     }
     expect(await store.accounts.findUserByUsername("alice")).toBeUndefined();
   });
+
+  it("refuses a username outside 3-32 of a-z 0-9 _ . - and a lookup of more than 200 users", async () => {
+    for (const username of ["ab", "x".repeat(33), "bad name", "émile", "a/b"]) {
+      await expect(accounts.signUp({ username, password: PASSWORD, displayName: "", deviceName: "phone" })).rejects.toMatchObject({
+        code: "invalid_argument",
+        reason: ErrorReason.USERNAME_INVALID,
+      });
+    }
+    const many = Array.from({ length: 201 }, (_, i) => `user${i}`);
+    await expect(accounts.lookupUsers({ usernames: many, userIds: [] })).rejects.toMatchObject({ code: "invalid_argument", field: "usernames" });
+    expect(await accounts.lookupUsers({ usernames: many.slice(0, 200), userIds: [] })).toEqual([]);
+  });
 });

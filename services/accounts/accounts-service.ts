@@ -3,7 +3,8 @@ import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { ChatError, ErrorReason, invalidArgument, unauthenticated } from "../errors.js";
 import { newId } from "../lib/ids.js";
 import type { AccountStore, EventBus, UserRecord } from "../ports/index.js";
-import { hashPassword, verifyPassword } from "./password-hash.js";
+import { createPasswordHasher, type PasswordHasher } from "./password-hash.js";
+import type { LoginThrottle } from "./login-throttle.js";
 import type { AccessTokenSigner, Principal } from "./access-tokens.js";
 
 export interface UserView {
@@ -28,6 +29,10 @@ export interface AccountsServiceOptions {
   /** log2 of scrypt's N. */
   readonly passwordCost: number;
   readonly refreshTokenTtlSeconds: number;
+  /** Where passwords are hashed; by default a pool of its own (see password-hash.ts). */
+  readonly hasher?: PasswordHasher;
+  /** Asked before each login attempt; refuses with RATE_LIMITED. None: logins are not throttled. */
+  readonly loginThrottle?: LoginThrottle;
   readonly now?: () => Date;
 }
 
@@ -48,6 +53,7 @@ export type AccountsService = ReturnType<typeof createAccountsService>;
 export function createAccountsService(options: AccountsServiceOptions) {
   const { store, tokens, bus } = options;
   const now = options.now ?? (() => new Date());
+  const hasher = options.hasher ?? createPasswordHasher();
 
   async function openDevice(user: UserRecord, deviceName: string): Promise<SessionView> {
     const at = now();
@@ -89,7 +95,7 @@ export function createAccountsService(options: AccountsServiceOptions) {
         userId: newId("u"),
         username,
         displayName: input.displayName.trim() || username,
-        passwordHash: await hashPassword(input.password, options.passwordCost),
+        passwordHash: await hasher.hash(input.password, options.passwordCost),
         createdAt: now(),
       };
       if (!(await store.createUser(user))) {
@@ -98,14 +104,18 @@ export function createAccountsService(options: AccountsServiceOptions) {
       return openDevice(user, input.deviceName);
     },
 
-    async logIn(input: { username: string; password: string; deviceName: string }): Promise<SessionView> {
-      const user = await store.findUserByUsername(input.username.trim().toLowerCase());
+    /** `clientAddress`: who is asking, as the transport sees it; throttling is per account and per address. */
+    async logIn(input: { username: string; password: string; deviceName: string }, clientAddress = ""): Promise<SessionView> {
+      const username = input.username.trim().toLowerCase();
+      if (input.password.length > MAX_PASSWORD) throw badCredentials();
+      await options.loginThrottle?.(username, clientAddress);
+      const user = await store.findUserByUsername(username);
       if (!user) {
         // Spend the same time as a wrong password so the answer does not reveal which usernames exist.
-        await hashPassword(input.password, options.passwordCost);
+        await hasher.hash(input.password, options.passwordCost);
         throw badCredentials();
       }
-      if (!(await verifyPassword(input.password, user.passwordHash))) throw badCredentials();
+      if (!(await hasher.verify(input.password, user.passwordHash))) throw badCredentials();
       return openDevice(user, input.deviceName);
     },
 

@@ -5,6 +5,7 @@ import { createMemoryPresence } from "../../backends/presence-memory/index.js";
 import { createSqliteStore } from "../../backends/store-sqlite/index.js";
 import { StreamRequestSchema, type StreamRequest } from "../../gen/chat/v1/messaging_pb.js";
 import { AsyncQueue } from "../../lib/async-queue.js";
+import { takeUntil } from "../../test/support/wait.js";
 import type { BusEvent, EventBus, MessageStore } from "../ports/index.js";
 import { createSyncService } from "../sync/index.js";
 import { runDeviceSession, type ServerFrame } from "./device-session.js";
@@ -126,6 +127,62 @@ describe("device session", () => {
     await send("three");
     await send("four");
 
+    expect(await messagesOf(frames, 4)).toEqual([1n, 2n, 3n, 4n]);
+    abort.abort();
+    await frames.return(undefined);
+  });
+
+  it("resumes past a seq its catch-up page lacks only once it can read it: in order, none lost", async () => {
+    world = laggingWorld();
+    await world.store.conversations.ensureDirectConversation(CONVERSATION, [alice.userId, bob.userId], new Date());
+    for (const text of ["one", "two", "three"]) {
+      await world.messaging.send(alice, { clientMsgId: `client-${text}-0001`, to: { case: "conversationId", value: CONVERSATION }, text });
+    }
+    // The first catch-up read shows seq 3 but not seq 2.
+    world.lag(2n, 1);
+    const requests = new AsyncQueue<StreamRequest>();
+    requests.push(
+      create(StreamRequestSchema, { frame: { case: "hello", value: { clientVersion: "test", resume: { cursors: [{ conversationId: CONVERSATION, seq: 1n }] } } } }),
+    );
+    const abort = new AbortController();
+    const frames = runDeviceSession(world.session, bob, requests, abort.signal);
+    expect((await frames.next()).value?.frame?.case).toBe("ready");
+    expect(await messagesOf(frames, 2)).toEqual([2n, 3n]);
+    abort.abort();
+    await frames.return(undefined);
+  });
+
+  it("resumes after the device's cursor: what it has is not sent again", async () => {
+    world = laggingWorld();
+    await world.store.conversations.ensureDirectConversation(CONVERSATION, [alice.userId, bob.userId], new Date());
+    for (const text of ["one", "two", "three", "four"]) {
+      await world.messaging.send(alice, { clientMsgId: `client-${text}-0001`, to: { case: "conversationId", value: CONVERSATION }, text });
+    }
+    const requests = new AsyncQueue<StreamRequest>();
+    requests.push(
+      create(StreamRequestSchema, { frame: { case: "hello", value: { clientVersion: "test", resume: { cursors: [{ conversationId: CONVERSATION, seq: 2n }] } } } }),
+    );
+    const abort = new AbortController();
+    const frames = runDeviceSession(world.session, bob, requests, abort.signal);
+    const caughtUp = await takeUntil(frames, (frame) => frame.frame?.case === "caughtUp", { what: "the end of Bob's catch-up", show: (frame) => String(frame.frame?.case) });
+    const seqs = caughtUp.flatMap((frame) => (frame.frame?.case === "message" ? [frame.frame.value.seq] : []));
+    expect(seqs).toEqual([3n, 4n]);
+    abort.abort();
+    await frames.return(undefined);
+  });
+
+  it("delivers each live message once, also when the next one takes the slow path", async () => {
+    world = laggingWorld();
+    await world.store.conversations.ensureDirectConversation(CONVERSATION, [alice.userId, bob.userId], new Date());
+    const requests = new AsyncQueue<StreamRequest>();
+    requests.push(create(StreamRequestSchema, { frame: { case: "hello", value: { clientVersion: "test" } } }));
+    const abort = new AbortController();
+    const frames = runDeviceSession(world.session, bob, requests, abort.signal);
+    expect((await frames.next()).value?.frame?.case).toBe("ready");
+    for (const text of ["one", "two", "three", "four"]) {
+      await world.messaging.send(alice, { clientMsgId: `client-${text}-0001`, to: { case: "conversationId", value: CONVERSATION }, text });
+    }
+    // The fourth is the marker: a repeat of an earlier one would have come before it.
     expect(await messagesOf(frames, 4)).toEqual([1n, 2n, 3n, 4n]);
     abort.abort();
     await frames.return(undefined);

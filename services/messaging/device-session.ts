@@ -130,6 +130,9 @@ export function runDeviceSession(
  * shared where inner functions were a dozen closures per session (each with a property table for
  * its name under tsx).
  */
+const tokenExpired = () =>
+  new ChatError("unauthenticated", ErrorReason.TOKEN_EXPIRED, "the access token expired: refresh it and resume from your cursors (nothing after them is lost)");
+
 class DeviceSession {
   private readonly telemetry: Telemetry;
   private inbound!: AsyncIterator<StreamRequest>;
@@ -141,6 +144,7 @@ class DeviceSession {
   private closedByClient = false;
   private lastReconciled = Date.now();
   private retryTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = 0;
   private draining = false;
   private sendsInFlight = 0;
@@ -169,6 +173,12 @@ class DeviceSession {
     this.work = new AsyncQueue<Work>(options.outboundLimit, () => this.stalled());
     // The session itself listens (handleEvent): no closure per session.
     signal.addEventListener("abort", this, { once: true });
+    // A stream lives no longer than the access token that opened it: a token that leaked, or whose
+    // device should have been logged out, stops receiving at its expiry, not only at log-out.
+    if (principal.expiresAt) {
+      this.expiryTimer = setTimeout(() => this.work.end(tokenExpired()), Math.max(0, principal.expiresAt.getTime() - Date.now()));
+      this.expiryTimer.unref();
+    }
 
     try {
       telemetry.deviceConnected(this.origin.surface);
@@ -218,6 +228,7 @@ class DeviceSession {
       signal.removeEventListener("abort", this);
       options.shutdown?.removeEventListener("abort", this);
       clearTimeout(this.retryTimer);
+      clearTimeout(this.expiryTimer);
       this.subscription.close();
       if (this.presenceWatch) {
         this.presenceWatch.close();

@@ -124,3 +124,30 @@ describe("a member added to a group", () => {
     expect(forward.messages.map((message) => message.seq)).toEqual([5n]);
   });
 });
+
+describe("a member removed from a group", () => {
+  let w: World | undefined;
+  afterEach(async () => {
+    await w?.close();
+    w = undefined;
+  });
+
+  it("reads history, and catches up, only up to the event that removed them", async () => {
+    w = await world();
+    const { groupId } = await groupWithHistoryThenBob(w);
+    await w.messaging.send(alice, { clientMsgId: "client-while-in", to: { case: "conversationId", value: groupId }, text: "while bob is in" });
+    await w.groups.removeMember(alice, groupId, bob.userId);
+    await w.messaging.send(alice, { clientMsgId: "client-after-out", to: { case: "conversationId", value: groupId }, text: "after bob left" });
+
+    const history = await w.messaging.getHistory(bob, { conversationId: groupId, limit: 50 });
+    expect(history.messages.map((message) => [message.seq, message.text])).toEqual([
+      [5n, "added 1 member(s)"],
+      [6n, "while bob is in"],
+      [7n, "removed a member"],
+    ]);
+    const frames = await w.connectBob(true);
+    const caughtUp = await takeUntil(frames, (frame) => frame.frame?.case === "caughtUp", { what: "Bob's catch-up to end", show: showFrame });
+    expect(caughtUp.map(messageOf).filter((message) => message !== undefined).map((message) => message.seq)).toEqual([5n, 6n, 7n]);
+  });
+});
+

@@ -1,2 +1,2 @@
-export { createSyncService } from "./sync-service.js";
+export { createSyncService, inboxPageToken } from "./sync-service.js";
 export type { InboxEntryView, MessageReaderView, SyncService, SyncServiceOptions } from "./sync-service.js";

@@ -33,6 +33,9 @@ function encodeToken(token: PageToken): string {
   return Buffer.from(JSON.stringify(token)).toString("base64url");
 }
 
+/** The page token that continues an inbox page after this entry (a GraphQL edge's cursor). */
+export const inboxPageToken = (lastActivityAt: Date, conversationId: string): string => encodeToken({ t: lastActivityAt.getTime(), c: conversationId });
+
 function decodeToken(raw: string): PageToken {
   try {
     const token = JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) as Partial<PageToken>;

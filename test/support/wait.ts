@@ -38,8 +38,12 @@ export async function takeUntil<T>(source: AsyncIterator<T> | AsyncIterable<T>, 
   const show = options.show ?? showJson;
   const seen: T[] = [];
   const deadline = Date.now() + timeoutMs;
-  const failure = (why: string) =>
-    new Error(`${why} waiting for ${options.what}; ${seen.length} item(s) arrived instead${seen.length ? `: ${seen.map(show).join(" | ")}` : ""}`);
+  // The last few items say what came instead; a long catch-up shows as its count and its tail.
+  const failure = (why: string) => {
+    const tail = seen.slice(-10).map(show).join(" | ");
+    const shown = seen.length > 10 ? `, the last 10: ${tail}` : seen.length ? `: ${tail}` : "";
+    return new Error(`${why} waiting for ${options.what}; ${seen.length} item(s) arrived instead${shown}`);
+  };
   for (;;) {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()))));
