@@ -37,7 +37,11 @@ export interface BackendHooks {
   readonly countStoreRequest?: (operation: string, paxos: boolean) => void;
 }
 
-/** `cassandra://h1:9042,h2:9042/keyspace?replication_factor=3&dc=datacenter1` */
+/**
+ * `cassandra://h1:9042,h2:9042/keyspace?replication_factor=3&dc=datacenter1&sequencer=log`.
+ * `sequencer`: `log` (default with a nats:// bus: seqs by compare-and-set on a JetStream stream, no
+ * Paxos round per message) or `paxos` (a conditional batch per batch of messages; no log needed).
+ */
 export function parseCassandraUrl(url: string) {
   const parsed = new URL(url.replace(/^cassandra:/, "http:"));
   const hosts = url.slice("cassandra://".length).split("/")[0]!;
@@ -48,7 +52,14 @@ export function parseCassandraUrl(url: string) {
     keyspace,
     localDataCenter: parsed.searchParams.get("dc") ?? "datacenter1",
     replication: { class: "SimpleStrategy", replication_factor: Number(parsed.searchParams.get("replication_factor") ?? 1) },
+    sequencer: sequencerOf(parsed.searchParams.get("sequencer")),
   };
+}
+
+function sequencerOf(value: string | null): "log" | "paxos" | undefined {
+  if (value === null) return undefined;
+  if (value === "log" || value === "paxos") return value;
+  throw new Error(`sequencer=${value} in the store URL is not one of: log, paxos`);
 }
 
 async function openStore(config: GatewayConfig, logger: Logger, hooks: BackendHooks): Promise<ChatStore> {
@@ -62,7 +73,20 @@ async function openStore(config: GatewayConfig, logger: Logger, hooks: BackendHo
   }
   if (url.startsWith("cassandra://")) {
     const { createCassandraStore } = await import("../backends/store-cassandra/index.js");
-    return createCassandraStore({ ...parseCassandraUrl(url), ...(hooks.countStoreRequest ? { countRequest: hooks.countStoreRequest } : {}) });
+    const { sequencer, ...cassandra } = parseCassandraUrl(url);
+    const useLog = sequencer === "log" || (sequencer === undefined && config.busUrl.startsWith("nats://"));
+    if (useLog && !config.busUrl.startsWith("nats://")) throw new Error("sequencer=log needs a nats:// bus (CHAT_BUS): the log is a JetStream stream on it");
+    const log = useLog ? await (await import("../backends/log-jetstream/index.js")).createJetStreamLog({ natsUrl: config.busUrl }) : undefined;
+    try {
+      return await createCassandraStore({
+        ...cassandra,
+        ...(log ? { log } : {}),
+        ...(hooks.countStoreRequest ? { countRequest: hooks.countStoreRequest } : {}),
+      });
+    } catch (error) {
+      await log?.close();
+      throw error;
+    }
   }
   throw new Error(`no store engine for "${url}"; use sqlite:<path> or cassandra://host:port/keyspace`);
 }

@@ -23,6 +23,10 @@ export interface GatewayConfig {
   readonly graphqlGraphiql: boolean;
   readonly graphqlMaxDepth: number;
   readonly graphqlMaxCost: number;
+  /** off: any document; register: also persisted ones, registered by hash (APQ); only: the file's documents alone. */
+  readonly graphqlTrustedDocuments: "off" | "register" | "only";
+  /** A JSON object of document id to document text (graphql-codegen's persisted-documents.json); empty: none. */
+  readonly graphqlTrustedDocumentsFile: string;
   /** Empty: generated once and kept in `<dataDir>/token-secret`. */
   readonly tokenSecret: string;
   readonly accessTokenTtlSeconds: number;
@@ -167,6 +171,8 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: "graphqlGraphiql", env: "CHAT_GRAPHQL_GRAPHIQL", help: "serve GraphiQL on GET /graphql", fallback: (c) => c.graphqlIntrospection ?? true, parse: flag, accepted: "on/off (also true/false, 1/0, yes/no); default: as CHAT_GRAPHQL_INTROSPECTION" },
   { key: "graphqlMaxDepth", env: "CHAT_GRAPHQL_MAX_DEPTH", help: "deepest field nesting of a GraphQL operation", fallback: () => 10, parse: integer(2, 100), accepted: "an integer 2-100" },
   { key: "graphqlMaxCost", env: "CHAT_GRAPHQL_MAX_COST", help: "highest estimated cost of a GraphQL operation (fields times list sizes)", fallback: () => 10_000, parse: integer(10, 10_000_000), accepted: "an integer 10-10000000" },
+  { key: "graphqlTrustedDocuments", env: "CHAT_GRAPHQL_TRUSTED_DOCUMENTS", help: "which GraphQL documents run: off (any), register (any, and persisted ones by hash, registered on first use), only (the file's documents, by id)", fallback: () => "off", parse: oneOf("off", "register", "only"), accepted: "off, register or only" },
+  { key: "graphqlTrustedDocumentsFile", env: "CHAT_GRAPHQL_TRUSTED_DOCUMENTS_FILE", help: "JSON object of document id to GraphQL document (graphql-codegen's persisted-documents.json); required by only", fallback: () => "", parse: (raw) => (raw === "" ? "" : resolve(raw)), accepted: "a file path, or empty" },
   { key: "pushWebhookSecret", env: "CHAT_PUSH_WEBHOOK_SECRET", help: "HMAC key of the push webhook signature (at least 32 characters); empty: generated and kept in the data directory", fallback: () => "", parse: secret, accepted: "empty, or at least 32 characters" },
   { key: "pushRetryMaxAttempts", env: "CHAT_PUSH_RETRY_MAX_ATTEMPTS", help: "tries of one push, the first included, before it becomes a dead letter", fallback: () => 8, parse: integer(1, 100), accepted: "an integer 1-100" },
   { key: "pushRetryInitialMs", env: "CHAT_PUSH_RETRY_INITIAL_MS", help: "wait before a push's second try; doubled for each further one", fallback: () => 2_000, parse: integer(10, 3_600_000), accepted: "an integer 10-3600000" },

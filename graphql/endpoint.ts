@@ -13,6 +13,7 @@ import { costLimitPlugin, queryDepthRule } from "./limits.js";
 import { sharedEventsPlugin } from "./shared-events.js";
 import { buildChatSchema } from "./schema/index.js";
 import type { GraphQLSettings } from "./settings.js";
+import { createTrustedDocuments } from "./trusted-documents.js";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -168,6 +169,7 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
   const { services, settings, logger } = options;
   const toClientError = createErrorMapper(logger, options.countError);
   const depthRule = queryDepthRule(settings.maxDepth);
+  const trusted = createTrustedDocuments(settings.trustedDocuments, settings.trustedDocumentsFile, logger);
   const origins = createOriginPolicy(options.allowedOrigins ?? []);
   const trustForwardedFor = options.trustForwardedFor ?? false;
 
@@ -202,6 +204,8 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
     cors: corsFor(origins),
     plugins: [
       browserGuardPlugin(origins),
+      // Before the document guard: a persisted document is checked like one sent in full.
+      ...trusted.plugins(),
       documentGuardPlugin(options.documentLimits ?? DEFAULT_DOCUMENT_LIMITS, { hideSuggestions: !settings.introspection }),
       validation,
       costLimitPlugin(settings.maxCost),
@@ -242,10 +246,12 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
         ? { ...result, errors: result.errors.map((error) => withoutHttp(error as GraphQLError)) }
         : undefined,
     onSubscribe: (ctx, _id, payload) => {
+      const query = trusted.mode === "off" ? payload.query : trusted.resolve(payload);
+      if (typeof query !== "string") return [withoutHttp(toClientError(query))];
       let document: DocumentNode;
       try {
         // Both cached by the document text (yoga's bounded LRU), so a repeated subscription costs two look-ups.
-        document = parse(payload.query);
+        document = parse(query);
       } catch (error) {
         return [withoutHttp(toClientError(error))];
       }

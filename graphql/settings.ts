@@ -10,6 +10,10 @@ export interface GraphQLSettings {
   readonly maxDepth: number;
   /** Highest estimated cost an operation may have; see graphql/limits.ts for the model. */
   readonly maxCost: number;
+  /** Which documents run; see graphql/trusted-documents.ts. */
+  readonly trustedDocuments: "off" | "register" | "only";
+  /** The known documents (id to text), as a JSON file; empty: none. */
+  readonly trustedDocumentsFile: string;
 }
 
 export function graphqlSettingsFrom(config: GatewayConfig): GraphQLSettings {
@@ -18,5 +22,7 @@ export function graphqlSettingsFrom(config: GatewayConfig): GraphQLSettings {
     graphiql: config.graphqlGraphiql,
     maxDepth: config.graphqlMaxDepth,
     maxCost: config.graphqlMaxCost,
+    trustedDocuments: config.graphqlTrustedDocuments,
+    trustedDocumentsFile: config.graphqlTrustedDocumentsFile,
   };
 }

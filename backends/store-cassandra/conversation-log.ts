@@ -16,7 +16,7 @@ import type { Row, Statement } from "./session.js";
  */
 
 /** The first clustering column: which kind of row of the partition this is. */
-export const Entry = { message: 0, key: 1, member: 2 } as const;
+export const Entry = { message: 0, key: 1, member: 2, move: 3 } as const;
 
 export interface LogTables {
   readonly log: string;

@@ -8,3 +8,4 @@ export {
   SequencerContentionError,
   UnknownConversationError,
 } from "./errors.js";
+export type { FencedLog, LogEntry } from "./fenced-log.js";

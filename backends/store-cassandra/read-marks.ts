@@ -9,6 +9,11 @@ export interface ReadMove {
 export interface ReadMarkTables {
   readonly watermarks: string;
   readonly moves: string;
+  /**
+   * The conversation log, when moves may also be recorded there (entry 3, by the log sequencer: a
+   * sender's move is then written in the same batch as the message).
+   */
+  readonly log?: string;
 }
 
 /**
@@ -26,6 +31,9 @@ export interface ReadMarks {
   firstMoveFrom(conversationId: string, userId: string, seq: bigint): Promise<ReadMove | undefined>;
 }
 
+/** A move's clustering key in the log partition: the seq, zero-padded so that text order is seq order. */
+export const moveKey = (seq: bigint): string => seq.toString().padStart(20, "0");
+
 /** The write timestamp of a value versioned by seq (timestamps must be positive, seqs start at 0). */
 export const seqTimestamp = (seq: bigint): bigint => seq + 1n;
 
@@ -35,6 +43,9 @@ export function createReadMarks(session: CqlSession, tables: ReadMarkTables): Re
   const selectWatermark = `SELECT seq FROM ${tables.watermarks} WHERE conversation_id = ? AND user_id = ?`;
   const selectWatermarks = `SELECT user_id, seq, at FROM ${tables.watermarks} WHERE conversation_id = ?`;
   const selectFirstMove = `SELECT seq, at FROM ${tables.moves} WHERE conversation_id = ? AND user_id = ? AND seq >= ? LIMIT 1`;
+  const selectFirstLoggedMove = tables.log
+    ? `SELECT key_seq, sent_at FROM ${tables.log} WHERE conversation_id = ? AND entry = 3 AND seq = 0 AND user_id = ? AND client_key >= ? LIMIT 1`
+    : undefined;
 
   return {
     async record(conversationId, moves) {
@@ -68,8 +79,14 @@ export function createReadMarks(session: CqlSession, tables: ReadMarkTables): Re
       return new Map(rows.map((row) => [row.user_id as string, { seq: row.seq as bigint, at: row.at as Date }]));
     },
     async firstMoveFrom(conversationId, userId, seq) {
-      const [row] = await session.read(selectFirstMove, [conversationId, userId, seq]);
-      return row && { userId, seq: row.seq as bigint, at: row.at as Date };
+      const [[row], [logged]] = await Promise.all([
+        session.read(selectFirstMove, [conversationId, userId, seq]),
+        selectFirstLoggedMove ? session.read(selectFirstLoggedMove, [conversationId, userId, moveKey(seq)]) : Promise.resolve([]),
+      ]);
+      const fromTable = row && { userId, seq: row.seq as bigint, at: row.at as Date };
+      const fromLog = logged && { userId, seq: logged.key_seq as bigint, at: logged.sent_at as Date };
+      if (!fromTable || !fromLog) return fromTable ?? fromLog;
+      return fromLog.seq < fromTable.seq ? fromLog : fromTable;
     },
   };
 }

@@ -113,6 +113,10 @@ const SCHEMA_V1 = (ks: string): string[] => [
 // ADD IF NOT EXISTS keeps the statement idempotent, as every migration here must be.
 const SCHEMA_V2 = (ks: string): string[] => [`ALTER TABLE ${ks}.conversation_log ADD IF NOT EXISTS attachments_json text`];
 
+// Settings a keyspace is bound to once first used, such as which sequencer numbers its conversations:
+// the two write the conversation log's cells with different timestamps and must never be mixed.
+const SCHEMA_V3 = (ks: string): string[] => [`CREATE TABLE IF NOT EXISTS ${ks}.settings (name text PRIMARY KEY, value text)`];
+
 /** Applied in order, each once per keyspace. Append only: never edit a shipped one. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -121,6 +125,7 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: SCHEMA_V1,
   },
   { version: 2, description: "conversation_log.attachments_json", statements: SCHEMA_V2 },
+  { version: 3, description: "settings (the keyspace's sequencer)", statements: SCHEMA_V3 },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,8 +6,10 @@ import { createCassandraMessages } from "./messages.js";
 import { createReadMarks } from "./read-marks.js";
 import { createCassandraReceipts } from "./receipts.js";
 import { assertKeyspaceName, migrate, type Replication } from "./schema.js";
+import type { FencedLog } from "./fenced-log.js";
+import { createLogSequencer } from "./log-sequencer.js";
 import { createSequencer, type SequencerOptions } from "./sequencer.js";
-import { createCqlSession, type CassandraConsistency, type RequestCounter } from "./session.js";
+import { createCqlSession, type CassandraConsistency, type CqlSession, type RequestCounter } from "./session.js";
 import { createUserIndex } from "./user-index.js";
 
 export interface CassandraStoreOptions {
@@ -20,6 +22,11 @@ export interface CassandraStoreOptions {
   readonly replication?: Replication;
   readonly consistency?: CassandraConsistency;
   readonly sequencer?: SequencerOptions;
+  /**
+   * Numbers conversations through this ordered log instead of a Paxos round per batch (see
+   * log-sequencer.ts). A keyspace is bound to the sequencer it was first used with. Closed with the store.
+   */
+  readonly log?: FencedLog;
   /** Told of every request the store sends (for metrics). */
   readonly countRequest?: RequestCounter;
 }
@@ -66,6 +73,22 @@ function createGate() {
   };
 }
 
+/**
+ * Records which sequencer the keyspace uses on first start, and refuses to run another one on it: the
+ * log sequencer writes the conversation log's cells with timestamps the Paxos rounds would never win
+ * against, so mixing them would silently lose writes.
+ */
+async function bindSequencer(session: CqlSession, keyspace: string, sequencer: "log" | "paxos"): Promise<void> {
+  const rows = await session.conditional(`INSERT INTO ${keyspace}.settings (name, value) VALUES ('sequencer', ?) IF NOT EXISTS`, [sequencer]);
+  const bound = rows[0]?.["[applied]"] === false ? (rows[0]!.value as string) : sequencer;
+  if (bound !== sequencer) {
+    throw new Error(
+      `keyspace ${keyspace} is numbered by the ${bound} sequencer; this store was started with the ${sequencer} one. ` +
+        `Use ${bound === "log" ? "a fenced log (cluster: a nats:// bus)" : "no fenced log (?sequencer=paxos)"} with it, or a new keyspace`,
+    );
+  }
+}
+
 /** The port shared by every contact point, when they name one. */
 function contactPort(contactPoints: readonly string[]): number | undefined {
   const ports = new Set(contactPoints.map((point) => /^[^:\][]+:(\d+)$/.exec(point)?.[1] ?? /^\[.*\]:(\d+)$/.exec(point)?.[1]));
@@ -107,9 +130,12 @@ export async function createCassandraStore(options: CassandraStoreOptions): Prom
       moves: `${keyspace}.read_moves`,
       cursors: `${keyspace}.delivery_cursors`,
     };
-    const readMarks = createReadMarks(session, tables);
+    await bindSequencer(session, keyspace, options.log ? "log" : "paxos");
+    const readMarks = createReadMarks(session, options.log ? tables : { watermarks: tables.watermarks, moves: tables.moves });
     const userIndex = createUserIndex(session, tables, readMarks);
-    const sequencer = createSequencer(session, tables, readMarks, userIndex, options.sequencer);
+    const sequencer = options.log
+      ? createLogSequencer(session, tables, readMarks, userIndex, options.log, options.sequencer)
+      : createSequencer(session, tables, readMarks, userIndex, options.sequencer);
     const gate = createGate();
     let closing: Promise<void> | undefined;
 
@@ -122,7 +148,11 @@ export async function createCassandraStore(options: CassandraStoreOptions): Prom
       receipts: gate.guard(createCassandraReceipts(session, tables, readMarks)),
       close() {
         // Everything already started or queued is written (and acknowledged) before the connections go.
-        closing ??= gate.close().then(() => sequencer.close()).then(() => client.shutdown());
+        closing ??= gate
+          .close()
+          .then(() => sequencer.close())
+          .then(() => options.log?.close())
+          .then(() => client.shutdown());
         return closing;
       },
     } satisfies CassandraStore;

@@ -51,13 +51,14 @@ export class LiveSubscription<T> {
   private wake: (() => void) | undefined;
   private readonly unsubscribe: () => void;
 
-  constructor(client: Client, query: string, variables: Record<string, unknown> = {}) {
+  /** `extra`: more payload fields, e.g. a `documentId` (with `query: ""`) for a persisted document. */
+  constructor(client: Client, query: string, variables: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
     const push = (event: Event<T>) => {
       this.events.push(event);
       this.wake?.();
     };
     this.unsubscribe = client.subscribe<T>(
-      { query, variables },
+      { query, variables, ...extra },
       {
         next: (result) => push({ kind: "next", result: result as GraphQLResult<T> }),
         error: (error) => push({ kind: "error", error }),
