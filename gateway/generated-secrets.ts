@@ -20,10 +20,11 @@ function keptInDataDir(dataDir: string, name: string, make: () => string): strin
 /**
  * A configured HMAC key, or one generated on first start and kept in the data directory (as the token
  * secret is), so signed URLs and webhook signatures stay valid across a restart without any setup.
+ * Either way the key is the text itself (its UTF-8 bytes): the file's contents can be copied into a
+ * receiver, or into another gateway's setting, and sign the same.
  */
 export function resolveSecret(configured: string, dataDir: string, fileName: string): Uint8Array {
-  if (configured) return Buffer.from(configured, "utf8");
-  return Buffer.from(keptInDataDir(dataDir, fileName, () => randomBytes(32).toString("base64url")), "base64url");
+  return Buffer.from(configured || keptInDataDir(dataDir, fileName, () => randomBytes(32).toString("base64url")), "utf8");
 }
 
 /** The configured VAPID pair, or one generated once: browsers subscribed with its public key stay valid only while it is kept. */

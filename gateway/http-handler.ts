@@ -56,9 +56,9 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
         .set(kResetStream, streamResetter(request, response))
         .set(kClientAddress, clientAddressOf(request, options.trustForwardedFor ?? false));
       const universal = universalRequestFromNodeRequest(request, response, undefined, contextValues);
-      const unary = handler.method.methodKind === "unary";
       handler(universal)
-        .then((result) => (unary ? retypeMalformedRequest(result) : result))
+        // Streams too: their gRPC trailers get the spec's grpc-message encoding there.
+        .then((result) => retypeMalformedRequest(result))
         .then((result) => universalResponseToNodeResponse(result, response))
         .catch((error: unknown) => {
           // A client that goes away mid-response is normal; anything else is worth a line.

@@ -5,6 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { endStreamFlag, endStreamToJson, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { respecGrpcMessage } from "./grpc-message.js";
 import { MessagingService, StreamRequestSchema, StreamResponseSchema, type StreamRequest } from "../gen/chat/v1/messaging_pb.js";
 import type { Principal } from "../services/accounts/index.js";
 import type { ServerFrame } from "../services/messaging/index.js";
@@ -163,13 +164,13 @@ function finish(options: NativeStreamOptions, stream: ServerHttp2Stream, wire: W
     }
     case "grpc": {
       const trailers: Record<string, string> = {};
-      setTrailerStatus(new Headers(), connectError).forEach((value, key) => (trailers[key] = value));
+      respecGrpcMessage(setTrailerStatus(new Headers(), connectError)).forEach((value, key) => (trailers[key] = value));
       stream.once("wantTrailers", () => stream.sendTrailers(trailers));
       stream.end();
       return;
     }
     case "grpc_web":
-      stream.end(envelope(trailerFlag, trailerSerialize(setTrailerStatus(new Headers(), connectError))));
+      stream.end(envelope(trailerFlag, trailerSerialize(respecGrpcMessage(setTrailerStatus(new Headers(), connectError)))));
   }
 }
 

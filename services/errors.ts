@@ -35,6 +35,14 @@ export class ChatError extends Error {
 export const invalidArgument = (reason: ErrorReason, message: string, field = "", metadata: Record<string, string> = {}) =>
   new ChatError("invalid_argument", reason, message, field, metadata);
 
+/**
+ * An id the request must carry. Checked before any look-up, so a request that names nothing is told
+ * so (INVALID_ARGUMENT with the field) rather than that it may not see what it did not name.
+ */
+export function requireId(value: string | undefined, field: string): void {
+  if (!value || value.trim() === "") throw invalidArgument(ErrorReason.INVALID_ARGUMENT, `${field} is required`, field);
+}
+
 export const unauthenticated = (reason: ErrorReason, message: string) => new ChatError("unauthenticated", reason, message);
 
 export const permissionDenied = (reason: ErrorReason, message: string, field = "") =>

@@ -235,6 +235,50 @@ describe("bad input", () => {
     });
   });
 
+  it("answers a missing or empty id with INVALID_ARGUMENT naming the field, before any look-up", async () => {
+    await changesNothing(async () => {
+      const missing = async (call: Promise<unknown>, field: string) => {
+        const error = await expectChatError(call, Code.InvalidArgument, ErrorReason.INVALID_ARGUMENT);
+        expect(error.findDetails(ErrorDetailSchema)[0]?.field).toBe(field);
+      };
+      await missing(alice.messaging.getHistory({}), "conversation_id");
+      await missing(alice.messaging.getConversation({}), "conversation_id");
+      await missing(alice.messaging.openDirectConversation({}), "user_id");
+      await missing(alice.messaging.sendMessage({ clientMsgId: randomUUID(), to: { case: "conversationId", value: "" }, text: "to nowhere" }), "conversation_id");
+      await missing(alice.messaging.sendMessage({ clientMsgId: randomUUID(), to: { case: "recipientUserId", value: " " }, text: "to nobody" }), "recipient_user_id");
+      await missing(alice.sync.markRead({ seq: 1n }), "conversation_id");
+      await missing(alice.groups.getGroup({}), "group_id");
+      await missing(alice.groups.addMembers({ groupId: "", userIds: [bob.userId] }), "group_id");
+    });
+  });
+
+  it("answers a request body that is not JSON with a typed error carrying the ErrorDetail", async () => {
+    await changesNothing(async () => {
+      const response = await fetch(`${server.url}/chat.v1.MessagingService/SendMessage`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${alice.session.accessToken}` },
+        body: "{ this is not json",
+      });
+      expect(response.status).toBe(400);
+      const body = (await response.json()) as { code: string; details?: { type: string; value: string }[] };
+      expect(body.code).toBe("invalid_argument");
+      expect(body.details?.map((detail) => [detail.type, Buffer.from(detail.value, "base64")[1]])).toEqual([["chat.v1.ErrorDetail", ErrorReason.MALFORMED_FRAME]]);
+    });
+  });
+
+  it("writes grpc-message as the gRPC spec says: a grpc-js client reads ':' and '<' as they were", async () => {
+    const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    try {
+      const failure = await new Promise<grpc.ServiceError>((resolve) =>
+        client.makeUnaryRequest("/chat.v1.AccountsService/GetMe", () => Buffer.alloc(0), (bytes: Buffer) => bytes, null, new grpc.Metadata(), (error) => resolve(error!)),
+      );
+      expect(failure.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(failure.details).toContain("'Authorization: Bearer <token>'");
+    } finally {
+      client.close();
+    }
+  });
+
   it("requires hello first, and rejects an empty frame without ending the stream", async () => {
     // Field 6 (heartbeat), empty: a valid frame, but not hello.
     const heartbeatFirst = await rawConnectStream(server.url, alice.session.accessToken, [envelope(Buffer.from([0x32, 0x00]))]);

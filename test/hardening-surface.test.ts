@@ -1,10 +1,14 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Client } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatClient } from "../clients/sdk/index.js";
 import { ErrorDetailSchema, ErrorReason } from "../gen/chat/v1/errors_pb.js";
 import { createPasswordHasher } from "../services/accounts/index.js";
+import { resolveSecret } from "../gateway/generated-secrets.js";
 import { graphqlHttp, graphqlWsClient, LiveSubscription, type GraphQLErrorShape } from "./support/graphql-client.js";
 import { removeDir, startServer, type ServerProcess } from "./support/server-process.js";
 import { newUser, PASSWORD, uniqueName } from "./support/users.js";
@@ -238,6 +242,21 @@ describe("hardened public surface", () => {
       `mutation { logIn(input: { username: "${bob.session.user!.username}", password: "${PASSWORD}" }) { session { user { username } } } }`,
     );
     expect(logIn.data?.logIn.session.user.username).toBe(bob.session.user!.username);
+  });
+});
+
+describe("generated secrets", () => {
+  it("sign with the file's text, exactly as the same text configured does", () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "chat-secret-"));
+    try {
+      const generated = resolveSecret("", dataDir, "push-webhook-secret");
+      const fileText = readFileSync(join(dataDir, "push-webhook-secret"), "utf8").trim();
+      expect(fileText).toHaveLength(43);
+      expect(Buffer.from(generated).equals(Buffer.from(resolveSecret(fileText, dataDir, "push-webhook-secret")))).toBe(true);
+      expect(Buffer.from(resolveSecret("", dataDir, "push-webhook-secret")).equals(Buffer.from(generated))).toBe(true);
+    } finally {
+      removeDir(dataDir);
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import type { Principal } from "../accounts/index.js";
-import { ErrorReason, invalidArgument, notFound, permissionDenied } from "../errors.js";
+import { ErrorReason, invalidArgument, notFound, permissionDenied, requireId } from "../errors.js";
 import { newId } from "../lib/ids.js";
 import type { AttachmentRef, BlobInfo, BlobStore, ConversationStore } from "../ports/index.js";
 
@@ -68,6 +68,7 @@ export function createAttachmentsService(options: AttachmentsServiceOptions) {
 
   return {
     async createUpload(principal: Principal, input: CreateUploadInput) {
+      requireId(input.conversationId, "conversation_id");
       if (!input.conversationId || !(await conversations.isMember(input.conversationId, principal.userId))) {
         throw permissionDenied(ErrorReason.NOT_A_MEMBER, "you are not a member of this conversation (or it does not exist)", "conversation_id");
       }
@@ -108,6 +109,7 @@ export function createAttachmentsService(options: AttachmentsServiceOptions) {
 
     /** Members, current and former, of the attachment's conversation may download it. */
     async createDownload(principal: Principal, attachmentId: string) {
+      requireId(attachmentId, "attachment_id");
       const info = /^[A-Za-z0-9_-]{1,128}$/.test(attachmentId) ? await blobs.head(attachmentId) : undefined;
       const conversationId = info?.metadata[META_CONVERSATION];
       if (!info || !conversationId || !(await conversations.getMember(conversationId, principal.userId))) {

@@ -3,7 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { GroupRole, type GroupSchema } from "../../gen/chat/v1/groups_pb.js";
 import { SystemEventKind } from "../../gen/chat/v1/types_pb.js";
 import type { Principal } from "../accounts/index.js";
-import { ChatError, ErrorReason, invalidArgument, notFound, permissionDenied } from "../errors.js";
+import { ChatError, ErrorReason, invalidArgument, notFound, permissionDenied, requireId } from "../errors.js";
 import { newId } from "../lib/ids.js";
 import { toConversationView } from "../messaging/conversation-view.js";
 import {
@@ -135,6 +135,7 @@ export function createGroupsService(options: GroupsServiceOptions) {
 
   return {
     async createGroup(principal: Principal, input: { name: string; memberUserIds: readonly string[] }): Promise<GroupView> {
+      for (const userId of input.memberUserIds) requireId(userId, "member_user_ids");
       const name = checkName(input.name);
       const others = [...new Set(input.memberUserIds)].filter((userId) => userId !== principal.userId);
       if (others.length + 1 > options.maxMembers) throw groupFull(options.maxMembers);
@@ -156,6 +157,8 @@ export function createGroupsService(options: GroupsServiceOptions) {
     },
 
     async addMembers(principal: Principal, groupId: string, userIds: readonly string[]): Promise<GroupView> {
+      requireId(groupId, "group_id");
+      for (const userId of userIds) requireId(userId, "user_ids");
       await requireRole(principal, groupId, "admin");
       const present = new Set(await conversations.listMemberIds(groupId));
       const joining = [...new Set(userIds)].filter((userId) => !present.has(userId));
@@ -173,6 +176,8 @@ export function createGroupsService(options: GroupsServiceOptions) {
     },
 
     async removeMember(principal: Principal, groupId: string, userId: string): Promise<GroupView> {
+      requireId(groupId, "group_id");
+      requireId(userId, "user_id");
       const { me } = await requireRole(principal, groupId, "admin");
       if (userId === principal.userId) {
         throw invalidArgument(ErrorReason.INVALID_ARGUMENT, "to remove yourself, leave the group", "user_id");
@@ -188,6 +193,7 @@ export function createGroupsService(options: GroupsServiceOptions) {
     },
 
     async leaveGroup(principal: Principal, groupId: string): Promise<void> {
+      requireId(groupId, "group_id");
       const { me } = await requireRole(principal, groupId, "member");
       const change: { remove: string[]; roles?: { userId: string; role: GroupRoleName }[] } = { remove: [principal.userId] };
       if (me.role === "owner") {
@@ -201,6 +207,7 @@ export function createGroupsService(options: GroupsServiceOptions) {
     },
 
     async renameGroup(principal: Principal, groupId: string, rawName: string): Promise<GroupView> {
+      requireId(groupId, "group_id");
       await requireRole(principal, groupId, "admin");
       const name = checkName(rawName);
       const event = await apply(groupId, { title: name }, systemEvent(principal, groupId, SystemEventKind.GROUP_RENAMED, `renamed the group to "${name}"`, [], name));
@@ -211,6 +218,8 @@ export function createGroupsService(options: GroupsServiceOptions) {
     },
 
     async setMemberRole(principal: Principal, groupId: string, userId: string, role: GroupRole): Promise<GroupView> {
+      requireId(groupId, "group_id");
+      requireId(userId, "user_id");
       await requireRole(principal, groupId, "owner");
       const target = await conversations.getMember(groupId, userId);
       if (!target || target.leftSeq !== undefined) throw notFound(ErrorReason.NOT_A_MEMBER, "that user is not a member of the group", "user_id");
@@ -233,6 +242,7 @@ export function createGroupsService(options: GroupsServiceOptions) {
     },
 
     async getGroup(principal: Principal, groupId: string): Promise<GroupView> {
+      requireId(groupId, "group_id");
       const { group } = await requireRole(principal, groupId, "member");
       return view(group);
     },

@@ -1,5 +1,5 @@
 import type { Principal } from "../accounts/index.js";
-import { ChatError, ErrorReason, invalidArgument, notFound, permissionDenied } from "../errors.js";
+import { ChatError, ErrorReason, invalidArgument, notFound, permissionDenied, requireId } from "../errors.js";
 import { directConversationId, newId } from "../lib/ids.js";
 import { noTelemetry, type AccountStore, type AttachmentRef, type ConversationHead, type ConversationRecord, type ConversationStore, type EventBus, type MessageStore, type RateLimiter, type StoredMessage, type Telemetry } from "../ports/index.js";
 import { toConversationView, type ConversationView } from "./conversation-view.js";
@@ -129,6 +129,8 @@ export function createMessagingService(options: MessagingServiceOptions) {
         max: String(MAX_TEXT_CHARACTERS),
       });
     }
+    if (input.to.case === "conversationId") requireId(input.to.value, "conversation_id");
+    else if (input.to.case === "recipientUserId") requireId(input.to.value, "recipient_user_id");
     if (options.sendLimiter) {
       const decision = await options.sendLimiter.take(`send:${principal.userId}`);
       if (!decision.allowed) {
@@ -197,6 +199,7 @@ export function createMessagingService(options: MessagingServiceOptions) {
     },
 
     async getHistory(principal: Principal, input: HistoryInput): Promise<{ messages: MessageView[]; hasMore: boolean }> {
+      requireId(input.conversationId, "conversation_id");
       if (input.limit > MAX_PAGE_SIZE) {
         throw invalidArgument(ErrorReason.PAGE_SIZE_TOO_LARGE, `limit is at most ${MAX_PAGE_SIZE}`, "limit", { max: String(MAX_PAGE_SIZE) });
       }
@@ -218,10 +221,12 @@ export function createMessagingService(options: MessagingServiceOptions) {
     },
 
     async openDirectConversation(principal: Principal, otherUserId: string): Promise<ConversationView> {
+      requireId(otherUserId, "user_id");
       return viewOf(await openDirect(principal, otherUserId), { afterSeq: 0n });
     },
 
     async getConversation(principal: Principal, conversationId: string): Promise<ConversationView> {
+      requireId(conversationId, "conversation_id");
       const range = await visibleRange(conversationId, principal.userId);
       const record = await conversations.getConversation(conversationId);
       if (!record) throw notMember();

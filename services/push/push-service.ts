@@ -1,5 +1,5 @@
 import type { Principal } from "../accounts/index.js";
-import { ErrorReason, invalidArgument, permissionDenied } from "../errors.js";
+import { ErrorReason, invalidArgument, permissionDenied, requireId } from "../errors.js";
 import type { ConversationStore, NewPushJob, PushStore, PushTarget, SessionRegistry, StoredMessage } from "../ports/index.js";
 
 /** Pushes carry at most this much of the text, and only for users who allowed previews. */
@@ -161,6 +161,7 @@ export function createPushService(options: PushServiceOptions) {
     },
 
     async setMuted(principal: Principal, conversationId: string, muted: boolean): Promise<void> {
+      requireId(conversationId, "conversation_id");
       await requireMember(conversationId, principal.userId);
       await store.targets.setMuted(principal.userId, conversationId, muted);
     },

@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { InboxEntrySchema, MessageReaderSchema } from "../../gen/chat/v1/sync_pb.js";
 import type { Principal } from "../accounts/index.js";
-import { ErrorReason, invalidArgument } from "../errors.js";
+import { ErrorReason, invalidArgument, requireId } from "../errors.js";
 import type { MessagingService } from "../messaging/index.js";
 import { toConversationView, toMessageView } from "../messaging/index.js";
 import type { ConversationStore, EventBus, MessageStore, ReceiptStore } from "../ports/index.js";
@@ -106,6 +106,7 @@ export function createSyncService(options: SyncServiceOptions) {
 
     /** Moves the read watermark; the user's devices and the senders of the newly read messages hear of it. */
     async markRead(principal: Principal, conversationId: string, seq: bigint): Promise<bigint> {
+      requireId(conversationId, "conversation_id");
       await checkSeq(principal, conversationId, seq);
       const before = await receipts.readSeq(conversationId, principal.userId);
       const at = now();
@@ -123,6 +124,7 @@ export function createSyncService(options: SyncServiceOptions) {
 
     /** Moves this device's delivery cursor; the senders of the newly delivered messages hear of it. */
     async markDelivered(principal: Principal, conversationId: string, seq: bigint): Promise<void> {
+      requireId(conversationId, "conversation_id");
       await checkSeq(principal, conversationId, seq);
       const cursors = await receipts.deliveryCursors(conversationId);
       const before = cursors.find((cursor) => cursor.deviceId === principal.deviceId)?.seq ?? 0n;
@@ -142,6 +144,7 @@ export function createSyncService(options: SyncServiceOptions) {
      * it (their watermark starts at their joining, past a message they never saw).
      */
     async getMessageReaders(principal: Principal, conversationId: string, seq: bigint): Promise<MessageReaderView[]> {
+      requireId(conversationId, "conversation_id");
       await checkSeq(principal, conversationId, seq);
       const [message] = await messages.readRange(conversationId, { afterSeq: seq - 1n, limit: 1 });
       const readers = await receipts.readersOf(conversationId, seq);
