@@ -6,6 +6,8 @@
 #   bash scripts/cluster.sh status   # what runs, with PIDs
 #   bash scripts/cluster.sh stop     # drains the gateways (SIGTERM, waits), then stops the engines
 #
+# Ports: gateways 8081-8083; NATS, Redis and Cassandra on their usual ports unless CLUSTER_NATS_PORT,
+# CLUSTER_REDIS_PORT, CLUSTER_CASSANDRA_PORT (and CASSANDRA_STORAGE_PORT) say otherwise.
 # State lives in .cluster/ (git-ignored): pids/, logs/, data, and env (the shared secrets, made once).
 # Cassandra comes from scripts/cassandra/cassandra.sh (Java 17 and Maven; its data in .cluster/cassandra).
 set -euo pipefail
@@ -15,9 +17,9 @@ STATE="$ROOT/.cluster"
 PIDS="$STATE/pids"
 LOGS="$STATE/logs"
 GATEWAYS=(1 2 3)
-NATS_PORT=${CHAT_CLUSTER_NATS_PORT:-4222}
-REDIS_PORT=${CHAT_CLUSTER_REDIS_PORT:-6379}
-CASSANDRA_PORT=${CHAT_CLUSTER_CASSANDRA_PORT:-9042}
+NATS_PORT=${CLUSTER_NATS_PORT:-4222}
+REDIS_PORT=${CLUSTER_REDIS_PORT:-6379}
+CASSANDRA_PORT=${CLUSTER_CASSANDRA_PORT:-9042}
 export CASSANDRA_DIR="$STATE/cassandra" CASSANDRA_PORT
 
 alive() { [ -f "$PIDS/$1" ] && kill -0 "$(cat "$PIDS/$1")" 2>/dev/null; }

@@ -40,7 +40,7 @@ describe("the GraphQL schema", () => {
 
   it("measures depth and cost as documented in graphql/limits.ts", () => {
     const page = `query($n: Int) { messages(conversationId: "c", last: $n) { nodes { id } pageInfo { hasNextPage } } }`;
-    const [me, messages, three, huge, unset, presence, fragments, introspection] = measure([
+    const [me, messages, three, huge, unset, presence, fragments, introspection, groups] = measure([
       { query: `{ me { user { id } } }` },
       { query: `{ messages(conversationId: "c", first: 100) { edges { node { id text } } } }` },
       { query: page, variables: { n: 3 } },
@@ -49,6 +49,7 @@ describe("the GraphQL schema", () => {
       { query: `{ presence(userIds: ["a", "b", "c"]) { userId status } }` },
       { query: `{ inbox(first: 2) { nodes { ...E } } __typename } fragment E on InboxEntry { unreadCount lastMessage { seq } }` },
       { query: `{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }` },
+      { query: `{ myGroups { nodes { id members { nodes { userId role joinedAt } } } } }` },
     ]);
     expect(me).toMatchObject({ depth: 3, cost: 3 });
     expect(messages).toMatchObject({ depth: 4, cost: 302 });
@@ -57,9 +58,12 @@ describe("the GraphQL schema", () => {
     expect([three!.cost, huge!.cost, unset!.cost]).toEqual([4 + 3, 4 + 200, 4 + 50]);
     // Counted list arguments: one Presence per user asked for.
     expect(presence!.cost).toBe(1 + 3 * 2);
-    // Fragments count where they are spread; __typename costs 1 like any scalar field.
+    // Fragments count where they are spread; __typename costs 1 like any scalar.
     expect(fragments!.cost).toBe(1 + 1 + 2 * (1 + 1 + 1) + 1);
     // Introspection is bounded by graphql-js's own rule, not by the depth limit, so GraphiQL works.
     expect(introspection).toEqual({ depth: 0, cost: 0, depthErrors: [] });
+    // Every group with its members, as first written: default pages (20 groups, 50 members each)
+    // keep it well within the limit of 10,000.
+    expect(groups!.cost).toBe(1 + 1 + 20 * (1 + 1 + 1 + 50 * 3));
   });
 });

@@ -1,3 +1,6 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { buildClientSchema, buildSchema, getIntrospectionQuery, printSchema, type IntrospectionQuery } from "graphql";
 import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { graphqlData, graphqlHttp, graphqlWsClient, LiveSubscription } from "./support/graphql-client.js";
@@ -62,6 +65,12 @@ describe("GraphQL as an integrator uses it", () => {
     await Promise.all(sockets.map((socket) => socket.dispose()));
     await server?.kill("SIGTERM");
     if (server) removeDir(server.dataDir);
+  });
+
+  it("answers introspection with exactly the checked-in graphql/schema.graphql, descriptions and @specifiedBy included", async () => {
+    const result = await graphqlData<IntrospectionQuery>(server.url, getIntrospectionQuery({ descriptions: true, specifiedByUrl: true }), {}, alice.token);
+    const committed = readFileSync(resolve(import.meta.dirname, "..", "graphql", "schema.graphql"), "utf8");
+    expect(printSchema(buildClientSchema(result))).toBe(printSchema(buildSchema(committed)));
   });
 
   it("keeps the rest of the data when a lookup misses: null at its path, one error there", async () => {

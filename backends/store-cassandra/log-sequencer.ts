@@ -210,13 +210,18 @@ export function createLogSequencer(
 
   /** The tail from the log, its last entry written to Cassandra, and the statics read after that. */
   async function learnTail(conversationId: string): Promise<{ tail: Tail; statics: ConversationStatics | undefined; last?: LogRecord }> {
-    const entry = await log.last(conversationId);
+    const [entry, seen] = await Promise.all([log.last(conversationId), readStatics(conversationId)]);
+    let statics = seen;
     let record: LogRecord | undefined;
     if (entry) {
       record = decodeRecord(entry.data);
-      await materialize(conversationId, record);
+      // last_seq is written in the same single-partition batch as the entry's rows: at or past the
+      // entry, Cassandra has it already (the common case after losing a race to a live gateway).
+      if (!statics || statics.lastSeq < lastSeqOf(record)) {
+        await materialize(conversationId, record);
+        statics = await readStatics(conversationId);
+      }
     }
-    const statics = await readStatics(conversationId);
     const fromLog = record ? lastSeqOf(record) : 0n;
     // Cassandra ahead of the log: the log lost or dropped entries that were written here. Number on.
     const lastSeq = statics && statics.lastSeq > fromLog ? statics.lastSeq : fromLog;

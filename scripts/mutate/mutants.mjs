@@ -529,8 +529,8 @@ export const mutants = [
     area: "accounts",
     what: "passwords are stored and compared in plaintext",
     edits: [
-      { file: ACCOUNTS, from: "        passwordHash: await hashPassword(input.password, options.passwordCost),", to: "        passwordHash: input.password," },
-      { file: ACCOUNTS, from: "      if (!(await verifyPassword(input.password, user.passwordHash))) throw badCredentials();", to: "      if (input.password !== user.passwordHash) throw badCredentials();" },
+      { file: ACCOUNTS, from: "passwordHash: await hasher.hash(input.password, options.passwordCost),", to: "passwordHash: input.password," },
+      { file: ACCOUNTS, from: "if (!(await hasher.verify(input.password, user.passwordHash))) throw badCredentials();", to: "if (input.password !== user.passwordHash) throw badCredentials();" },
     ],
     tests: [ACCOUNTS_TEST],
   },

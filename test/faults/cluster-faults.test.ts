@@ -43,7 +43,7 @@ describe("faults during steady traffic in a three-gateway cluster", () => {
     await cassandra?.dispose();
   }, 180_000);
 
-  it("kill -9 a gateway, restart nats-server, redis-server and Cassandra: every acked message reaches every member device once, in order", async () => {
+  it("kill -9 a gateway, restart nats-server, redis-server and Cassandra, freeze and wake a gateway, drain one: every acked message reaches every member device once, in order", async () => {
     const members: ChatClient[] = [];
     for (let index = 0; index < MEMBERS; index++) {
       const balancer = await startBalancer(livePorts, index % 3);
@@ -113,6 +113,26 @@ describe("faults during steady traffic in a three-gateway cluster", () => {
     console.info(`cluster faults: Cassandra was down and back in ${Date.now() - restartStarted} ms (informational)`);
     await flowing(30, "after the Cassandra restart");
     await checkpoint("the Cassandra restart");
+
+    // 5. A gateway frozen (SIGSTOP) with appends in flight while the others number and ack the same
+    //    group's messages, then woken: its stale appends are refused by the log, none of its late
+    //    writes replaces an acked message.
+    await flowing(20, "before freezing gw1");
+    const frozen = cluster!.gateways[0]!;
+    frozen.child.kill("SIGSTOP");
+    try {
+      await flowing(30, "through the other gateways while gw1 is frozen");
+    } finally {
+      frozen.child.kill("SIGCONT");
+    }
+    await flowing(30, "after gw1 woke up");
+    await checkpoint("SIGSTOP and SIGCONT of gw1");
+
+    // 6. A gateway drained with SIGTERM under traffic: the sends it read are answered, its devices move.
+    await flowing(20, "before draining gw3");
+    expect(await cluster!.gateways[2]!.kill("SIGTERM")).toBe(0);
+    await flowing(30, "after draining gw3");
+    await checkpoint("the SIGTERM drain of gw3");
 
     await running.stop();
     const report = await running.audit();
