@@ -1,4 +1,4 @@
-import { GraphQLError, parse, type ASTVisitor, type DocumentNode, type ExecutionResult, type ValidationContext, type ValidationRule } from "graphql";
+import { GraphQLError, Kind, getOperationAST, parse, type ASTVisitor, type DocumentNode, type ExecutionResult, type ValidationContext, type ValidationRule } from "graphql";
 import type { Plugin } from "graphql-yoga";
 
 /**
@@ -99,6 +99,17 @@ function hideSuggestions(errors: readonly GraphQLError[]): GraphQLError[] {
   );
 }
 
+/**
+ * Whether the operation reads nothing but the schema (`__schema`, `__type`, `__typename` at its root,
+ * no variables): its result then depends on the document alone, since the schema never changes while
+ * the gateway runs.
+ */
+function isPureIntrospection(document: DocumentNode, operationName: string | null | undefined): boolean {
+  const operation = getOperationAST(document, operationName);
+  if (!operation || operation.operation !== "query" || (operation.variableDefinitions?.length ?? 0) > 0) return false;
+  return operation.selectionSet.selections.every((selection) => selection.kind === Kind.FIELD && selection.name.value.startsWith("__") && !selection.arguments?.some((arg) => arg.value.kind === Kind.VARIABLE));
+}
+
 function timeoutResult(budgetMs: number): ExecutionResult {
   return {
     errors: [
@@ -115,6 +126,7 @@ function timeoutResult(budgetMs: number): ExecutionResult {
  */
 export function documentGuardPlugin(limits: DocumentLimits, options: { readonly hideSuggestions: boolean }): Plugin {
   const rule = documentLimitsRule(limits);
+  const introspectionResults = new WeakMap<DocumentNode, Map<string, ExecutionResult>>();
   return {
     onParse({ params, setParseFn }) {
       const text = sourceText(params.source);
@@ -139,7 +151,26 @@ export function documentGuardPlugin(limits: DocumentLimits, options: { readonly 
         if (result.length > 0) setResult(hideSuggestions(result as GraphQLError[]));
       };
     },
-    onExecute({ executeFn, setExecuteFn }) {
+    onExecute({ args, executeFn, setExecuteFn, setResultAndStopExecution }) {
+      // An introspection result is computed once per parsed document (yoga caches those by text):
+      // tools asking again and again, or a client repeating the largest document allowed, cost a
+      // look-up rather than a synchronous walk of the whole schema each time.
+      if (isPureIntrospection(args.document, args.operationName)) {
+        const cached = introspectionResults.get(args.document)?.get(args.operationName ?? "");
+        if (cached) {
+          setResultAndStopExecution(cached);
+          return;
+        }
+        return {
+          onExecuteDone({ result }) {
+            if (!("errors" in result && result.errors?.length) && !(Symbol.asyncIterator in result)) {
+              const byName = introspectionResults.get(args.document) ?? new Map<string, ExecutionResult>();
+              byName.set(args.operationName ?? "", result as ExecutionResult);
+              introspectionResults.set(args.document, byName);
+            }
+          },
+        };
+      }
       setExecuteFn((args) => {
         let timer: NodeJS.Timeout | undefined;
         const budget = new Promise<ExecutionResult>((resolve) => {
