@@ -92,7 +92,7 @@ async function openStore(config: GatewayConfig, logger: Logger, hooks: BackendHo
 }
 
 async function openRedisParts(config: GatewayConfig, redisUrl: string, logger: Logger) {
-  const [{ createRedisSessionRegistry }, { createRedisPresence }, { createRedisRateLimiter }] = await Promise.all([
+  const [{ createRedisSessionRegistry }, { createRedisPresence }, { createRedisRateLimiter, prefetchingLimiter }] = await Promise.all([
     import("../backends/sessions-redis/index.js"),
     import("../backends/presence-redis/index.js"),
     import("../backends/rate-redis/index.js"),
@@ -100,7 +100,13 @@ async function openRedisParts(config: GatewayConfig, redisUrl: string, logger: L
   return {
     sessions: createRedisSessionRegistry({ redisUrl, gatewayId: config.gatewayId, logger }),
     presence: createRedisPresence({ redisUrl, timeoutMs: config.presenceTimeoutMs, logger }),
-    sendLimiter: createRedisRateLimiter({ redisUrl, limit: sendLimit(config), keyPrefix: "chat:rate:", logger }),
+    // A fast sender's tokens are drawn from the shared bucket a few at a time: no Redis round trip
+    // for most of its sends, and never more sends than the shared bucket grants.
+    sendLimiter: prefetchingLimiter(createRedisRateLimiter({ redisUrl, limit: sendLimit(config), keyPrefix: "chat:rate:", logger }), {
+      maxChunk: 8,
+      holdMs: 1_000,
+      burst: sendLimit(config).burst,
+    }),
     loginLimiters: mapLoginLimits(config, (limit, name) => createRedisRateLimiter({ redisUrl, limit, keyPrefix: `chat:login:${name}:`, logger })),
   };
 }

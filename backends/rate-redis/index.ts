@@ -123,3 +123,4 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLi
     },
   } satisfies RateLimiter;
 }
+export { prefetchingLimiter, type PrefetchOptions } from "./prefetch.js";
