@@ -12,6 +12,7 @@ import { resolveSecret } from "../gateway/generated-secrets.js";
 import { createSchema, createYoga } from "graphql-yoga";
 import { DEFAULT_DOCUMENT_LIMITS, documentGuardPlugin } from "../graphql/guard.js";
 import { graphqlHttp, graphqlWsClient, LiveSubscription, type GraphQLErrorShape } from "./support/graphql-client.js";
+import { startCluster } from "./support/cluster.js";
 import { removeDir, startServer, type ServerProcess } from "./support/server-process.js";
 import { newUser, PASSWORD, uniqueName } from "./support/users.js";
 
@@ -244,6 +245,29 @@ describe("hardened public surface", () => {
       `mutation { logIn(input: { username: "${bob.session.user!.username}", password: "${PASSWORD}" }) { session { user { username } } } }`,
     );
     expect(logIn.data?.logIn.session.user.username).toBe(bob.session.user!.username);
+  });
+});
+
+describe("login throttling in a cluster", () => {
+  it("shares the buckets through Redis: attempts spread over two gateways count together", async () => {
+    const cluster = await startCluster(2, { CHAT_LOGIN_BURST: "4", CHAT_LOGIN_PER_MINUTE: "1" });
+    try {
+      const [first, second] = cluster.gateways.map((gateway) => gateway.url) as [string, string];
+      const victim = await newUser(first, "victim");
+      const outcomes: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        const attacker = new ChatClient({ baseUrl: i % 2 === 0 ? first : second });
+        const error = await attacker.accounts.logIn({ username: victim.session.user!.username, password: "wrong password", deviceName: "x" }).then(
+          () => undefined,
+          (failure: unknown) => failure,
+        );
+        outcomes.push(ErrorReason[reasonOf(error)?.reason ?? 0] ?? "none");
+      }
+      // Four tries in all, not four per gateway.
+      expect(outcomes).toEqual([...Array<string>(4).fill("BAD_CREDENTIALS"), ...Array<string>(8).fill("RATE_LIMITED")]);
+    } finally {
+      await cluster.dispose();
+    }
   });
 });
 
