@@ -10,7 +10,8 @@ import type { Logger } from "../gateway/logger.js";
  *   prefix (`NOT_A_MEMBER`, `TEXT_TOO_LONG`, `TOKEN_MISSING`, ...), exactly the reason a Connect
  *   client gets in its ErrorDetail. GraphQL-level failures use `GRAPHQL_PARSE_FAILED`,
  *   `GRAPHQL_VALIDATION_FAILED`, `QUERY_TOO_DEEP`, `QUERY_TOO_COSTLY`, `BAD_USER_INPUT` (a variable of
- *   the wrong type), `BAD_REQUEST` (not a GraphQL request); anything unexpected is `INTERNAL`.
+ *   the wrong type), `BAD_REQUEST` (not a GraphQL request), and the document limits of guard.ts
+ *   (`DOCUMENT_TOO_LARGE`, `TOO_MANY_ALIASES`, ...); anything unexpected is `INTERNAL`.
  * - `grpcCode`: the Connect/gRPC status a Connect client would get (`permission_denied`, ...);
  *   `invalid_argument` for GraphQL-level failures, `internal` for unexpected ones.
  * - `field` (the input at fault, camelCased: `clientMsgId`, `conversationId`) and `metadata` (e.g.

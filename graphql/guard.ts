@@ -114,7 +114,7 @@ function timeoutResult(budgetMs: number): ExecutionResult {
   return {
     errors: [
       new GraphQLError(`the operation did not finish within ${budgetMs} ms; ask for less`, {
-        extensions: { code: GUARD_CODES.executionTimeout, grpcCode: "deadline_exceeded", metadata: { max_ms: String(budgetMs) } },
+        extensions: { code: GUARD_CODES.executionTimeout, grpcCode: "deadline_exceeded", metadata: { maxMs: String(budgetMs) } },
       }),
     ],
   };

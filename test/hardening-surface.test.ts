@@ -9,6 +9,8 @@ import { ChatClient } from "../clients/sdk/index.js";
 import { ErrorDetailSchema, ErrorReason } from "../gen/chat/v1/errors_pb.js";
 import { createPasswordHasher } from "../services/accounts/index.js";
 import { resolveSecret } from "../gateway/generated-secrets.js";
+import { createSchema, createYoga } from "graphql-yoga";
+import { DEFAULT_DOCUMENT_LIMITS, documentGuardPlugin } from "../graphql/guard.js";
 import { graphqlHttp, graphqlWsClient, LiveSubscription, type GraphQLErrorShape } from "./support/graphql-client.js";
 import { removeDir, startServer, type ServerProcess } from "./support/server-process.js";
 import { newUser, PASSWORD, uniqueName } from "./support/users.js";
@@ -242,6 +244,25 @@ describe("hardened public surface", () => {
       `mutation { logIn(input: { username: "${bob.session.user!.username}", password: "${PASSWORD}" }) { session { user { username } } } }`,
     );
     expect(logIn.data?.logIn.session.user.username).toBe(bob.session.user!.username);
+  });
+});
+
+describe("GraphQL execution budget", () => {
+  it("answers EXECUTION_TIMEOUT while a resolver is still stuck", async () => {
+    let release!: () => void;
+    const stuck = new Promise<string>((resolve) => (release = () => resolve("late")));
+    const yoga = createYoga({
+      schema: createSchema({ typeDefs: "type Query { slow: String }", resolvers: { Query: { slow: () => stuck } } }),
+      plugins: [documentGuardPlugin({ ...DEFAULT_DOCUMENT_LIMITS, executionBudgetMs: 50 }, { hideSuggestions: false })],
+      maskedErrors: false,
+    });
+    try {
+      const response = await yoga.fetch("http://gateway/graphql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query: "{ slow }" }) });
+      const body = (await response.json()) as { errors?: GraphQLErrorShape[] };
+      expect(body.errors?.map((error) => error.extensions?.code)).toEqual(["EXECUTION_TIMEOUT"]);
+    } finally {
+      release();
+    }
   });
 });
 
