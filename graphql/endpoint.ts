@@ -7,7 +7,7 @@ import type { RequestHandler, UpgradeHandler } from "../gateway/listener.js";
 import type { Logger } from "../gateway/logger.js";
 import { bearerToken, connectionParamsToken, createContext, type GraphQLContext, type GraphQLServices } from "./context.js";
 import { addGrpcCode, createErrorMapper } from "./errors.js";
-import { browserGuardPlugin, corsFor, createOriginPolicy, DEFAULT_DOCUMENT_LIMITS, documentGuardPlugin, type DocumentLimits } from "./guard.js";
+import { browserGuardPlugin, corsFor, createOriginPolicy, DEFAULT_DOCUMENT_LIMITS, documentGuardPlugin, withoutSuggestionsIn, type DocumentLimits } from "./guard.js";
 import { clientAddressOf } from "../gateway/client-address.js";
 import { costLimitPlugin, queryDepthRule } from "./limits.js";
 import { sharedEventsPlugin } from "./shared-events.js";
@@ -200,7 +200,7 @@ export function createGraphQLEndpoint(options: GraphQLEndpointOptions): GraphQLE
     // Parsed and validated documents are cached by text (bounded LRU, 1024 entries), yoga's default.
     parserAndValidationCache: true,
     logging: yogaLogger(logger),
-    maskedErrors: { maskError: (error) => toClientError(error) },
+    maskedErrors: { maskError: (error) => (settings.introspection ? toClientError(error) : withoutSuggestionsIn(toClientError(error))) },
     cors: corsFor(origins),
     plugins: [
       browserGuardPlugin(origins),

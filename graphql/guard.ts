@@ -91,12 +91,14 @@ export function withoutSuggestions(message: string): string {
   return message.replace(SUGGESTION, "");
 }
 
+/** The error without "Did you mean" (validation, and variable values coerced at execution: enum names). */
+export function withoutSuggestionsIn(error: GraphQLError): GraphQLError {
+  if (!error.message.includes("Did you mean")) return error;
+  return new GraphQLError(withoutSuggestions(error.message), { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, extensions: error.extensions });
+}
+
 function hideSuggestions(errors: readonly GraphQLError[]): GraphQLError[] {
-  return errors.map((error) =>
-    error.message.includes("Did you mean")
-      ? new GraphQLError(withoutSuggestions(error.message), { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, extensions: error.extensions })
-      : error,
-  );
+  return errors.map(withoutSuggestionsIn);
 }
 
 /**

@@ -356,5 +356,14 @@ describe("streams end when their access token expires", () => {
     const typo = await graphqlHttp(server.url, `{ mee { deviceId } }`);
     expect(typo.errors?.[0]?.message).toContain("Cannot query field");
     expect(typo.errors?.[0]?.message).not.toContain("Did you mean");
+    // A variable's enum value is checked at execution, not validation: its suggestion goes too.
+    const badRole = await graphqlHttp(
+      server.url,
+      `mutation($input: SetGroupMemberRoleInput!) { setGroupMemberRole(input: $input) { userErrors { code } } }`,
+      { input: { groupId: "g", userId: "u", role: "ADMIM" } },
+      carol.session.accessToken,
+    );
+    expect(badRole.errors?.[0]?.message).toContain("ADMIM");
+    expect(badRole.errors?.[0]?.message).not.toContain("Did you mean");
   });
 });
