@@ -30,13 +30,13 @@
  * Membership changes and group creation take their seq the same way; the member rows and counts
  * they were planned from are current because the append is refused if any entry came in between.
  */
-import type { AppendResult, ConversationRecord, MembershipChange, NewGroup, NewMessage, StoredMessage } from "../../services/ports/index.js";
+import type { AppendResult, ConversationRecord, NewGroup, NewMessage, StoredMessage } from "../../services/ports/index.js";
 import { GroupFullError } from "../../services/ports/index.js";
 import { storedFromNew, withOptional } from "../store-common/stored-message.js";
 import { Entry, logQueries, logStatements, memberStateFromRow, messageFromRow, recordFromStatics, staticsFromRow, type ConversationStatics, type LogTables, type MemberState } from "./conversation-log.js";
 import { ConversationExistsError, IdempotencyKeyConflictError, SequencerContentionError, UnknownConversationError } from "./errors.js";
 import type { FencedLog } from "./fenced-log.js";
-import { createLanes } from "./lanes.js";
+import { backoffMs, createLaneSequencer, keyOf, settle, sleep, type AppendOp, type ChangeOp } from "./sequencer-lanes.js";
 import { planMembershipChange, touchedUsers, type MembershipPlan } from "./membership-plan.js";
 import { moveKey, seqTimestamp, type ReadMarks } from "./read-marks.js";
 import { DEFAULT_SEQUENCER_OPTIONS, type Sequencer, type SequencerOptions } from "./sequencer.js";
@@ -68,39 +68,8 @@ interface LogRecord {
   };
 }
 
-interface Pending<T> {
-  settled: boolean;
-  uncertain: boolean;
-  readonly resolve: (value: T) => void;
-  readonly reject: (error: unknown) => void;
-}
-interface AppendOp extends Pending<AppendResult> {
-  readonly kind: "append";
-  readonly message: NewMessage;
-}
-interface ChangeOp extends Pending<StoredMessage> {
-  readonly kind: "change";
-  readonly conversationId: string;
-  readonly change: MembershipChange;
-  readonly event: NewMessage;
-}
-interface CreateOp extends Pending<{ conversation: ConversationRecord; event: StoredMessage }> {
-  readonly kind: "create";
-  readonly group: NewGroup;
-  readonly event: NewMessage;
-}
-type Op = AppendOp | ChangeOp | CreateOp;
-
-const keyOf = (senderUserId: string, clientMsgId: string) => `${senderUserId}\u0000${clientMsgId}`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const ROW_OVERHEAD_BYTES = 256;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function backoffMs(attempt: number, afterError: boolean): number {
-  if (afterError) return Math.min(1_000, 10 * 2 ** Math.min(attempt, 10)) * (0.5 + Math.random() / 2);
-  return attempt <= 1 ? 0 : Math.random() * Math.min(2 ** attempt, 50);
-}
 
 export function encodeRecord(record: LogRecord): Uint8Array {
   return encoder.encode(
@@ -156,13 +125,6 @@ export function createLogSequencer(
     if (tails.size >= seqCacheSize) tails.delete(tails.keys().next().value!);
     tails.set(conversationId, tail);
   };
-
-  function settle<T>(op: Pending<T>, outcome: { value: T } | { error: unknown }): void {
-    if (op.settled) return;
-    op.settled = true;
-    if ("value" in outcome) op.resolve(outcome.value);
-    else op.reject(outcome.error);
-  }
 
   /** Every write an entry makes, as one unlogged batch on the conversation's partition key. */
   function materializeStatements(conversationId: string, record: LogRecord): Statement[] {
@@ -532,65 +494,11 @@ export function createLogSequencer(
     throw new ConversationExistsError(conversationId);
   }
 
-  // ---- wiring --------------------------------------------------------------------------------
-
-  const lanes = createLanes<Op>({
-    take(queue) {
-      if (queue[0]!.kind !== "append") return 1;
-      let bytes = 0;
-      let count = 0;
-      for (const op of queue) {
-        if (op.kind !== "append" || count >= maxBatch) break;
-        bytes += ROW_OVERHEAD_BYTES + op.message.text.length * 3 + (op.message.systemJson?.length ?? 0) * 3;
-        if (count > 0 && bytes > maxBatchBytes) break;
-        count++;
-      }
-      return count;
-    },
-    async run(conversationId, batch) {
-      try {
-        const first = batch[0]!;
-        if (first.kind === "change") settle(first, { value: await runChange(first) });
-        else if (first.kind === "create") settle(first, { value: await createGroup(first.group, first.event) });
-        else await runAppends(conversationId, batch as AppendOp[]);
-      } catch (error) {
-        for (const op of batch) settle(op as Pending<unknown>, { error });
-      }
-    },
-    refuse(op) {
-      settle(op as Pending<unknown>, { error: new Error("the store is closed") });
-    },
+  return createLaneSequencer({
+    maxBatch,
+    maxBatchBytes,
+    appends: runAppends,
+    change: async (op) => settle(op, { value: await runChange(op) }),
+    create: createGroup,
   });
-
-  function pending<T>(): { promise: Promise<T>; handlers: Pending<T> } {
-    let resolve!: (value: T) => void;
-    let reject!: (error: unknown) => void;
-    const promise = new Promise<T>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    return { promise, handlers: { settled: false, uncertain: false, resolve, reject } };
-  }
-
-  return {
-    append(message) {
-      const { promise, handlers } = pending<AppendResult>();
-      lanes.submit(message.conversationId, Object.assign(handlers, { kind: "append" as const, message }));
-      return promise;
-    },
-    changeMembership(conversationId, change, event) {
-      if (event.conversationId !== conversationId) {
-        return Promise.reject(new RangeError(`the event belongs to ${event.conversationId}, not to ${conversationId}`));
-      }
-      const { promise, handlers } = pending<StoredMessage>();
-      lanes.submit(conversationId, Object.assign(handlers, { kind: "change" as const, conversationId, change, event }));
-      return promise;
-    },
-    createGroup(group, event) {
-      const { promise, handlers } = pending<{ conversation: ConversationRecord; event: StoredMessage }>();
-      lanes.submit(group.conversationId, Object.assign(handlers, { kind: "create" as const, group, event }));
-      return promise;
-    },
-    close: () => lanes.close(),
-  };
 }

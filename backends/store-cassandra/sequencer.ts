@@ -59,7 +59,7 @@ import {
 } from "./conversation-log.js";
 import { storedFromNew } from "../store-common/stored-message.js";
 import { classifyWriteError, ConversationExistsError, IdempotencyKeyConflictError, SequencerContentionError, UnknownConversationError } from "./errors.js";
-import { createLanes } from "./lanes.js";
+import { backoffMs, createLaneSequencer, keyOf, settle, sleep, type AppendOp, type ChangeOp } from "./sequencer-lanes.js";
 import { planMembershipChange, touchedUsers, type MembershipPlan } from "./membership-plan.js";
 import type { ReadMarks, ReadMove } from "./read-marks.js";
 import { wasApplied, type CqlSession, type Row, type Statement } from "./session.js";
@@ -94,34 +94,6 @@ export const DEFAULT_SEQUENCER_OPTIONS: Required<SequencerOptions> = {
   seqCacheSize: 10_000,
 };
 
-interface Pending<T> {
-  settled: boolean;
-  /** A try of this op timed out: it may have been stored by that try. */
-  uncertain: boolean;
-  readonly resolve: (value: T) => void;
-  readonly reject: (error: unknown) => void;
-}
-
-interface AppendOp extends Pending<AppendResult> {
-  readonly kind: "append";
-  readonly message: NewMessage;
-}
-
-interface ChangeOp extends Pending<StoredMessage> {
-  readonly kind: "change";
-  readonly conversationId: string;
-  readonly change: MembershipChange;
-  readonly event: NewMessage;
-}
-
-interface CreateOp extends Pending<{ conversation: ConversationRecord; event: StoredMessage }> {
-  readonly kind: "create";
-  readonly group: NewGroup;
-  readonly event: NewMessage;
-}
-
-type Op = AppendOp | ChangeOp | CreateOp;
-
 /** What a conditional batch that was not applied says about the partition. */
 interface Refusal {
   /** Undefined when the conversation does not exist. */
@@ -129,11 +101,6 @@ interface Refusal {
   /** The keys (sender + clientMsgId) of the batch that were already taken, with their seq. */
   readonly takenKeys: ReadonlyMap<string, bigint>;
 }
-
-const keyOf = (senderUserId: string, clientMsgId: string) => `${senderUserId}\u0000${clientMsgId}`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-// Bytes a message adds to a batch besides its text: ids, timestamps, the key row.
-const ROW_OVERHEAD_BYTES = 256;
 
 function refusalOf(rows: readonly Row[]): Refusal {
   const takenKeys = new Map<string, bigint>();
@@ -143,12 +110,6 @@ function refusalOf(rows: readonly Row[]): Refusal {
     if (row.entry === Entry.key) takenKeys.set(keyOf(row.user_id as string, row.client_key as string), row.key_seq as bigint);
   }
   return { statics, takenKeys };
-}
-
-/** How long to wait before the next try: short and random after losing a race, growing after errors. */
-function backoffMs(attempt: number, afterError: boolean): number {
-  if (afterError) return Math.min(1_000, 10 * 2 ** Math.min(attempt, 10)) * (0.5 + Math.random() / 2);
-  return attempt <= 1 ? 0 : Math.random() * Math.min(2 ** attempt, 50);
 }
 
 export function createSequencer(
@@ -187,13 +148,6 @@ export function createSequencer(
     if (seqs.length === 0) return new Map();
     const rows = await session.read(queries.messagesByKeySeqs, [conversationId, [...new Set(seqs)]]);
     return new Map(rows.map((row) => [row.seq as bigint, messageFromRow(row)]));
-  }
-
-  function settle<T>(op: Pending<T>, outcome: { value: T } | { error: unknown }): void {
-    if (op.settled) return;
-    op.settled = true;
-    if ("value" in outcome) op.resolve(outcome.value);
-    else op.reject(outcome.error);
   }
 
   // ---- appends -------------------------------------------------------------------------------
@@ -498,65 +452,11 @@ export function createSequencer(
     }
   }
 
-  // ---- wiring --------------------------------------------------------------------------------
-
-  const lanes = createLanes<Op>({
-    take(queue) {
-      if (queue[0].kind !== "append") return 1;
-      let bytes = 0;
-      let count = 0;
-      for (const op of queue) {
-        if (op.kind !== "append" || count >= maxBatch) break;
-        bytes += ROW_OVERHEAD_BYTES + op.message.text.length * 3 + (op.message.systemJson?.length ?? 0) * 3;
-        if (count > 0 && bytes > maxBatchBytes) break;
-        count++;
-      }
-      return count;
-    },
-    async run(conversationId, batch) {
-      try {
-        const [first] = batch;
-        if (first.kind === "change") await runChange(first);
-        else if (first.kind === "create") settle(first, { value: await createGroup(first.group, first.event) });
-        else await runAppends(conversationId, batch as AppendOp[]);
-      } catch (error) {
-        for (const op of batch) settle(op as Pending<unknown>, { error });
-      }
-    },
-    refuse(op) {
-      settle(op as Pending<unknown>, { error: new Error("the store is closed") });
-    },
+  return createLaneSequencer({
+    maxBatch,
+    maxBatchBytes,
+    appends: runAppends,
+    change: runChange,
+    create: createGroup,
   });
-
-  function pending<T>(): { promise: Promise<T>; handlers: Pending<T> } {
-    let resolve!: (value: T) => void;
-    let reject!: (error: unknown) => void;
-    const promise = new Promise<T>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    return { promise, handlers: { settled: false, uncertain: false, resolve, reject } };
-  }
-
-  return {
-    append(message) {
-      const { promise, handlers } = pending<AppendResult>();
-      lanes.submit(message.conversationId, Object.assign(handlers, { kind: "append" as const, message }));
-      return promise;
-    },
-    changeMembership(conversationId, change, event) {
-      if (event.conversationId !== conversationId) {
-        return Promise.reject(new RangeError(`the event belongs to ${event.conversationId}, not to ${conversationId}`));
-      }
-      const { promise, handlers } = pending<StoredMessage>();
-      lanes.submit(conversationId, Object.assign(handlers, { kind: "change" as const, conversationId, change, event }));
-      return promise;
-    },
-    createGroup(group, event) {
-      const { promise, handlers } = pending<{ conversation: ConversationRecord; event: StoredMessage }>();
-      lanes.submit(group.conversationId, Object.assign(handlers, { kind: "create" as const, group, event }));
-      return promise;
-    },
-    close: () => lanes.close(),
-  };
 }
