@@ -100,7 +100,9 @@ describe("a slow client that stops reading", () => {
       // any traffic (measured: ~1 MiB per MiB of text, with or without a slow device) and says nothing.
       // Capped, the heap settles at its working size; a buffer that grew without bound would show as
       // growth past it or kill the process with an out-of-memory error.
-      nodeArgs: [`--max-old-space-size=${HEAP_CAP_MB}`],
+      // The young generation is pinned small too: Node 24 grows its semi-spaces in steps of many MiB
+      // under this traffic, which would read as growth.
+      nodeArgs: [`--max-old-space-size=${HEAP_CAP_MB}`, "--max-semi-space-size=2"],
     });
   }, 60_000);
   afterAll(async () => {
