@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { Client } from "cassandra-driver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NewMessage, StoredMessage } from "../../services/ports/index.js";
+import type { StoredMessage } from "../../services/ports/index.js";
 import { describeStoreContract } from "../../test/contracts/store-contract.js";
 import { sharedCassandra } from "../../test/support/cassandra.js";
 import { startNats } from "../../test/support/services.js";
 import { createJetStreamLog } from "../log-jetstream/index.js";
 import { createCassandraStore, type CassandraStore, type FencedLog } from "./index.js";
+import { ascending, dropKeyspace, messageFixtures, range } from "../../test/support/store-fixtures.js";
 
 // The log sequencer against the real engines: the run's Cassandra node and a nats-server of its own.
 const keyspace = `chat_log_${randomBytes(5).toString("hex")}`;
@@ -22,10 +22,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const store of opened) await store.close().catch(() => undefined);
   await nats?.dispose();
-  const admin = new Client({ contactPoints: [contactPoint], localDataCenter: "datacenter1", protocolOptions: { port: Number(contactPoint.split(":")[1]) } });
-  await admin.connect();
-  await admin.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
-  await admin.shutdown();
+  await dropKeyspace(contactPoint, keyspace);
 }, 60_000);
 
 /** A store as one gateway runs it; `wrap` lets a test stand between the sequencer and the log. */
@@ -43,27 +40,7 @@ async function open(wrap: (log: FencedLog) => FencedLog = (log) => log): Promise
 
 describeStoreContract("cassandra with the JetStream log sequencer", () => open(), undefined, { reopen: () => open() });
 
-let n = 0;
-const tag = randomBytes(3).toString("hex");
-const id = (prefix: string) => `${prefix}_${tag}_${(++n).toString().padStart(6, "0")}`;
-const T0 = Date.UTC(2025, 5, 1);
-
-function message(conversationId: string, senderUserId: string, extra: Partial<NewMessage> = {}): NewMessage {
-  return {
-    messageId: id("m"),
-    conversationId,
-    senderUserId,
-    senderDeviceId: `${senderUserId}_dev`,
-    clientMsgId: id("c"),
-    kind: "text",
-    text: `hello ${n}`,
-    sentAt: new Date(T0 + n),
-    ...extra,
-  };
-}
-
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => BigInt(from + i));
-const ascending = (list: readonly bigint[]) => [...list].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+const { id, message, T0 } = messageFixtures();
 
 async function direct(store: CassandraStore) {
   const conversationId = id("d");

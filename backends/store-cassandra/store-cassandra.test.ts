@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Client } from "cassandra-driver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GroupFullError, type NewMessage, type StoredMessage } from "../../services/ports/index.js";
+import { GroupFullError, type StoredMessage } from "../../services/ports/index.js";
 import { describeStoreContract } from "../../test/contracts/store-contract.js";
 import { sharedCassandra } from "../../test/support/cassandra.js";
 import { createReadMarks } from "./read-marks.js";
@@ -9,6 +9,7 @@ import { createSequencer } from "./sequencer.js";
 import { createCqlSession, type CqlSession } from "./session.js";
 import { createCassandraStore, MIGRATIONS, type CassandraStore } from "./index.js";
 import { createUserIndex } from "./user-index.js";
+import { ascending, dropKeyspace, messageFixtures, range, seqsOf } from "../../test/support/store-fixtures.js";
 
 // One keyspace per run of this file: the contract suite tags every id with a per-run tag, so tests
 // share it without a reset in between (TRUNCATE of every table would cost ~0.3 s per test).
@@ -22,10 +23,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const store of opened) await store.close().catch(() => undefined);
-  const admin = new Client({ contactPoints: [contactPoint], localDataCenter: "datacenter1", protocolOptions: { port: Number(contactPoint.split(":")[1]) } });
-  await admin.connect();
-  await admin.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
-  await admin.shutdown();
+  await dropKeyspace(contactPoint, keyspace);
 }, 60_000);
 
 async function open(point = contactPoint, space = keyspace): Promise<CassandraStore> {
@@ -36,29 +34,7 @@ async function open(point = contactPoint, space = keyspace): Promise<CassandraSt
 
 describeStoreContract("cassandra", () => open(), undefined, { reopen: () => open() });
 
-let n = 0;
-const tag = randomBytes(3).toString("hex");
-const id = (prefix: string) => `${prefix}_${tag}_${(++n).toString().padStart(6, "0")}`;
-const T0 = Date.UTC(2025, 5, 1);
-
-function message(conversationId: string, senderUserId: string, extra: Partial<NewMessage> = {}): NewMessage {
-  return {
-    messageId: id("m"),
-    conversationId,
-    senderUserId,
-    senderDeviceId: `${senderUserId}_dev`,
-    clientMsgId: id("c"),
-    kind: "text",
-    text: `hello ${n}`,
-    sentAt: new Date(T0 + n),
-    ...extra,
-  };
-}
-
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => BigInt(from + i));
-const ascending = (list: readonly bigint[]) => [...list].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-const seqsOf = (list: readonly StoredMessage[]) => list.map((m) => m.seq);
-
+const { id, message, T0 } = messageFixtures();
 
 describe("Cassandra engine", () => {
   it("keeps seqs gapless and unique with three gateways appending to one conversation at once", async () => {

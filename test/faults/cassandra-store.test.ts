@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { Client } from "cassandra-driver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCassandraStore, type CassandraStore } from "../../backends/store-cassandra/index.js";
-import type { ChatStore, NewMessage, StoredMessage } from "../../services/ports/index.js";
+import type { ChatStore, StoredMessage } from "../../services/ports/index.js";
 import { sharedCassandra, startCassandra, type CassandraNode } from "../support/cassandra.js";
+import { dropKeyspace, messageFixtures, range, seqsOf } from "../support/store-fixtures.js";
 
 /**
  * The Cassandra store under load and through a crash: append rates on the shared node, and a node of
@@ -14,27 +14,7 @@ const keyspace = `chat_test_${randomBytes(5).toString("hex")}`;
 let contactPoint: string;
 const opened: CassandraStore[] = [];
 
-let n = 0;
-const tag = randomBytes(3).toString("hex");
-const id = (prefix: string) => `${prefix}_${tag}_${(++n).toString().padStart(6, "0")}`;
-const T0 = Date.UTC(2025, 5, 1);
-
-function message(conversationId: string, senderUserId: string, extra: Partial<NewMessage> = {}): NewMessage {
-  return {
-    messageId: id("m"),
-    conversationId,
-    senderUserId,
-    senderDeviceId: `${senderUserId}_dev`,
-    clientMsgId: id("c"),
-    kind: "text",
-    text: `hello ${n}`,
-    sentAt: new Date(T0 + n),
-    ...extra,
-  };
-}
-
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => BigInt(from + i));
-const seqsOf = (list: readonly StoredMessage[]) => list.map((m) => m.seq);
+const { id, message, T0 } = messageFixtures();
 
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -47,10 +27,7 @@ describe("Cassandra store under load", () => {
 
   afterAll(async () => {
     for (const store of opened) await store.close().catch(() => undefined);
-    const admin = new Client({ contactPoints: [contactPoint], localDataCenter: "datacenter1", protocolOptions: { port: Number(contactPoint.split(":")[1]) } });
-    await admin.connect();
-    await admin.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
-    await admin.shutdown();
+    await dropKeyspace(contactPoint, keyspace);
   }, 60_000);
 
   async function open(): Promise<CassandraStore> {
