@@ -37,7 +37,7 @@ import { Entry, logQueries, logStatements, memberStateFromRow, messageFromRow, r
 import { ConversationExistsError, IdempotencyKeyConflictError, SequencerContentionError, UnknownConversationError } from "./errors.js";
 import type { FencedLog } from "./fenced-log.js";
 import { backoffMs, createLaneSequencer, keyOf, settle, sleep, type AppendOp, type ChangeOp } from "./sequencer-lanes.js";
-import { planMembershipChange, touchedUsers, type MembershipPlan } from "./membership-plan.js";
+import { initialMembers, planMembershipChange, touchedUsers, type MembershipPlan } from "./membership-plan.js";
 import { moveKey, seqTimestamp, type ReadMarks } from "./read-marks.js";
 import { DEFAULT_SEQUENCER_OPTIONS, type Sequencer, type SequencerOptions } from "./sequencer.js";
 import type { CqlSession, Statement } from "./session.js";
@@ -432,13 +432,8 @@ export function createLogSequencer(
 
   async function createGroup(group: NewGroup, event: NewMessage): Promise<{ conversation: ConversationRecord; event: StoredMessage }> {
     const { conversationId } = group;
-    if (event.conversationId !== conversationId) {
-      throw new RangeError(`the event belongs to ${event.conversationId}, not to the new group ${conversationId}`);
-    }
-    const userIds = group.members.map((m) => m.userId);
-    if (new Set(userIds).size !== userIds.length) throw new RangeError(`group ${conversationId} lists a member twice`);
+    const members = initialMembers(group, event);
     const stored = storedFromNew(event, 1n);
-    const members: MemberState[] = group.members.map(({ userId, role }) => ({ userId, role, joinedSeq: 1n, joinedAt: group.createdAt, changedSeq: 1n }));
     const record: LogRecord = {
       messages: [stored],
       group: {
@@ -447,7 +442,7 @@ export function createLogSequencer(
         memberCount: members.length,
         membershipSeq: 1n,
         writes: members,
-        joined: userIds,
+        joined: members.map((m) => m.userId),
       },
     };
     let lastError: unknown;

@@ -1,4 +1,4 @@
-import { GroupFullError, type MembershipChange } from "../../services/ports/index.js";
+import { GroupFullError, type MembershipChange, type NewGroup, type NewMessage } from "../../services/ports/index.js";
 import type { MemberState } from "./conversation-log.js";
 
 export interface MembershipPlan {
@@ -76,4 +76,15 @@ export function planMembershipChange(input: PlanInput): MembershipPlan {
   }
   const pick = (users: Set<string>) => [...users].map((userId) => next.get(userId)!);
   return { writes: pick(changed), joined: pick(joined), indexed: pick(indexed), memberCount: count };
+}
+
+/** A new group's member rows, all joined at seq 1; refuses an event of another conversation and a member listed twice. */
+export function initialMembers(group: NewGroup, event: NewMessage): MemberState[] {
+  const { conversationId } = group;
+  if (event.conversationId !== conversationId) {
+    throw new RangeError(`the event belongs to ${event.conversationId}, not to the new group ${conversationId}`);
+  }
+  const userIds = group.members.map((m) => m.userId);
+  if (new Set(userIds).size !== userIds.length) throw new RangeError(`group ${conversationId} lists a member twice`);
+  return group.members.map(({ userId, role }) => ({ userId, role, joinedSeq: 1n, joinedAt: group.createdAt, changedSeq: 1n }));
 }

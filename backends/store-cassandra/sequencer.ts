@@ -60,7 +60,7 @@ import {
 import { storedFromNew } from "../store-common/stored-message.js";
 import { classifyWriteError, ConversationExistsError, IdempotencyKeyConflictError, SequencerContentionError, UnknownConversationError } from "./errors.js";
 import { backoffMs, createLaneSequencer, keyOf, settle, sleep, type AppendOp, type ChangeOp } from "./sequencer-lanes.js";
-import { planMembershipChange, touchedUsers, type MembershipPlan } from "./membership-plan.js";
+import { initialMembers, planMembershipChange, touchedUsers, type MembershipPlan } from "./membership-plan.js";
 import type { ReadMarks, ReadMove } from "./read-marks.js";
 import { wasApplied, type CqlSession, type Row, type Statement } from "./session.js";
 import type { UserIndex } from "./user-index.js";
@@ -399,13 +399,8 @@ export function createSequencer(
 
   async function createGroup(group: NewGroup, event: NewMessage): Promise<{ conversation: ConversationRecord; event: StoredMessage }> {
     const { conversationId } = group;
-    if (event.conversationId !== conversationId) {
-      throw new RangeError(`the event belongs to ${event.conversationId}, not to the new group ${conversationId}`);
-    }
-    const userIds = group.members.map((m) => m.userId);
-    if (new Set(userIds).size !== userIds.length) throw new RangeError(`group ${conversationId} lists a member twice`);
+    const members = initialMembers(group, event);
     const stored = storedFromNew(event, 1n);
-    const members: MemberState[] = group.members.map(({ userId, role }) => ({ userId, role, joinedSeq: 1n, joinedAt: group.createdAt, changedSeq: 1n }));
     const batch: Statement[] = [
       { query: createGroupStatics, params: [conversationId, group.title, group.createdAt, stored.sentAt, members.length] },
       statements.insertMessage(stored),
